@@ -1,0 +1,1 @@
+"""Unpaired cross-domain translation with coupled GANs (DiscoGAN) in JAX."""

@@ -1,0 +1,101 @@
+"""Fields shared by every run config, and their checks.
+
+Each file in configs/ calls `base_config()` and sets the fields of its data
+and model. Every default lives here or in those files; the trainer reads
+fields directly and never supplies a fallback of its own.
+"""
+
+import ml_collections
+
+from crossdomain.losses import VARIANTS
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Return the fields common to all runs, with the reference DiscoGAN's settings."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.num_steps = 10_000
+
+  # Periods in steps. A period also fires at the last step.
+  config.log_every = 100
+  config.sample_every = 1_000
+  config.checkpoint_every = 1_000
+  config.keep_checkpoints = 3
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = ""
+  config.data.batch_size = 64  # global, over all devices and processes
+  config.data.num_sample_examples = 8  # columns of the sample grid
+
+  config.model = ml_collections.ConfigDict()
+  # True: the reconstruction legs reuse the translators (DiscoGAN). False:
+  # four generator networks.
+  config.model.tie_generators = True
+  config.model.compute_dtype = "float32"
+  config.model.upsample = "subpixel"  # or "dilated": the same function, see models/upsample.py
+  config.model.hidden = (256, 256)  # vector domains only
+
+  config.loss = ml_collections.ConfigDict()
+  # "gan": no reconstruction; "recongan": only A -> B -> A is reconstructed;
+  # "discogan": both cycles.
+  config.loss.variant = "discogan"
+  config.loss.gan = "bce"  # or "least_squares"
+  config.loss.reconstruction = "mse"  # or "l1"
+  # Adversarial part of a direction: gan_weight * GAN + feature_matching_weight
+  # * feature matching, or the plain GAN loss when feature_matching is off.
+  config.loss.feature_matching = True
+  config.loss.gan_weight = 0.1
+  config.loss.feature_matching_weight = 0.9
+  # A reconstructing direction's loss is (1 - w) * adversarial + w * reconstruction,
+  # where w is recon_weight_start for the first recon_curriculum_steps steps
+  # and recon_weight after, or recon_weight throughout without the curriculum.
+  config.loss.recon_curriculum = True
+  config.loss.recon_weight_start = 0.01
+  config.loss.recon_curriculum_steps = 10_000
+  config.loss.recon_weight = 0.5
+
+  # Adam with coupled L2 weight decay, as torch.optim.Adam applies it in the
+  # reference implementation; one optimizer for generators, one for discriminators.
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.learning_rate = 2e-4
+  config.optimizer.b1 = 0.5
+  config.optimizer.b2 = 0.999
+  config.optimizer.weight_decay = 1e-5
+
+  # Which networks step s updates: update_cycle[s % len(update_cycle)], "D"
+  # for both discriminators, "G" for the generators. "DGG" is the reference.
+  config.update_cycle = "DGG"
+  return config
+
+
+def _choice(value, field: str, choices: tuple) -> None:
+  if value not in choices:
+    raise ValueError(f"config.{field} must be one of {choices}, got {value!r}")
+
+
+def _positive(value, field: str) -> None:
+  if not value > 0:
+    raise ValueError(f"config.{field} must be positive, got {value!r}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raise ValueError naming the first field whose value cannot work."""
+  for field in ("num_steps", "log_every", "sample_every", "checkpoint_every",
+                "keep_checkpoints", "data.batch_size", "data.num_sample_examples",
+                "optimizer.learning_rate"):
+    section, _, name = field.rpartition(".")
+    _positive((config[section] if section else config)[name], field)
+
+  _choice(config.loss.variant, "loss.variant", VARIANTS)
+  _choice(config.loss.gan, "loss.gan", ("bce", "least_squares"))
+  _choice(config.loss.reconstruction, "loss.reconstruction", ("mse", "l1"))
+  _choice(config.model.compute_dtype, "model.compute_dtype", ("float32", "bfloat16"))
+  _choice(config.model.upsample, "model.upsample", ("subpixel", "dilated"))
+  for field in ("recon_weight_start", "recon_weight"):
+    if not 0.0 <= config.loss[field] <= 1.0:
+      raise ValueError(f"config.loss.{field} must lie in [0, 1], got {config.loss[field]}")
+
+  cycle = config.update_cycle
+  if not cycle or set(cycle) - {"D", "G"} or "G" not in cycle or "D" not in cycle:
+    raise ValueError(f"config.update_cycle must be a string of 'D' and 'G' containing "
+                     f"both, such as 'DGG', got {cycle!r}")

@@ -1,0 +1,102 @@
+"""Convolutional DiscoGAN networks: encoder-decoder generator and discriminator.
+
+A size x size image goes through log2(size) - 2 stride-2 stages down to 4x4:
+64x64 input gives stages of 64, 128, 256 and 512 channels, 32x32 input one
+stage fewer. Batch norm follows every stage but the first, so those
+convolutions have no bias.
+"""
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from crossdomain.models.upsample import Formulation, Upsample
+
+BASE_FEATURES = 64  # channels of the first stage; each later stage doubles it
+LEAKY_SLOPE = 0.2
+# PyTorch's BatchNorm2d defaults, as in the reference implementation: running
+# averages keep 90% of the old value per update.
+BATCH_NORM_MOMENTUM = 0.9
+BATCH_NORM_EPSILON = 1e-5
+
+
+def num_stages(image_size: int) -> int:
+  """Return how many stride-2 stages take an image_size square down to 4x4."""
+  stages = round(math.log2(image_size)) - 2 if image_size > 0 else 0
+  if image_size < 8 or 2 ** (stages + 2) != image_size:
+    raise ValueError(f"image size must be a power of two of at least 8, got {image_size}")
+  return stages
+
+
+def stage_features(image_size: int) -> list[int]:
+  """Return the channel count of each encoder stage, e.g. [64, 128, 256] at 32x32."""
+  return [BASE_FEATURES * 2**stage for stage in range(num_stages(image_size))]
+
+
+def _batch_norm(train: bool, dtype) -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train, momentum=BATCH_NORM_MOMENTUM,
+                      epsilon=BATCH_NORM_EPSILON, dtype=dtype)
+
+
+class Encoder(nn.Module):
+  """Stride-2 4x4 convolutions with leaky ReLU, batch norm on all but the first."""
+
+  features: Sequence[int]
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, list[jax.Array]]:
+    """Return the last stage's map and the maps of the batch-normalized stages."""
+    normalized_maps = []
+    for stage, features in enumerate(self.features):
+      first = stage == 0
+      x = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                  use_bias=first, dtype=self.dtype)(x)
+      if not first:
+        x = _batch_norm(train, self.dtype)(x)
+      x = nn.leaky_relu(x, LEAKY_SLOPE)
+      if not first:
+        normalized_maps.append(x)
+    return x, normalized_maps
+
+
+class ImageGenerator(nn.Module):
+  """Translate [batch, size, size, channels] images in [-1, 1] to the other domain."""
+
+  image_size: int
+  channels: int
+  upsample: Formulation = "subpixel"
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    features = stage_features(self.image_size)
+    x, _ = Encoder(features, self.dtype)(x, train)
+
+    # The decoder mirrors the encoder: each stage halves the channels and
+    # doubles the size, and the last one maps to the image's channels.
+    for out_features in reversed(features[:-1]):
+      x = Upsample(out_features, formulation=self.upsample, dtype=self.dtype)(x)
+      x = _batch_norm(train, self.dtype)(x)
+      x = nn.relu(x)
+    x = Upsample(self.channels, use_bias=True, formulation=self.upsample,
+                 dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class ImageDiscriminator(nn.Module):
+  """Score images as real (positive logit) or translated, and expose features."""
+
+  image_size: int
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, list[jax.Array]]:
+    """Return logits [batch] and the batch-normalized stages' maps for feature matching."""
+    x, features = Encoder(stage_features(self.image_size), self.dtype)(x, train)
+    x = nn.Conv(1, (4, 4), padding="VALID", dtype=self.dtype)(x)
+    logits = x.reshape(x.shape[0]).astype(jnp.float32)
+    return logits, [feature.astype(jnp.float32) for feature in features]

@@ -1,0 +1,40 @@
+"""The device mesh and the shardings of the train state and the batches.
+
+Data parallelism over every device of every process: the state is
+replicated, each global batch is split along its first axis over the mesh's
+`data` axis, and the jitted step computes batch-norm statistics and
+gradients over the whole global batch.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def make_mesh() -> jax.sharding.Mesh:
+  """Return a one-axis mesh over all devices of all processes."""
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
+  """Raise ValueError unless the global batch divides evenly over the mesh."""
+  devices = mesh.devices.size
+  if batch_size % devices:
+    raise ValueError(f"data.batch_size {batch_size} does not divide evenly over {devices} "
+                     f"devices; use a multiple of {devices}")
+
+
+def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def global_batch(local_rows: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
+  """Assemble the global batch from this process's rows of it."""
+  return jax.make_array_from_process_local_data(batch_sharding(mesh), local_rows)

@@ -1,0 +1,124 @@
+"""PNG figures of a run: sample grids, the loss graph and the toy scatter plots."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; runs are often on machines without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from crossdomain.data.gmm import Mixture  # noqa: E402
+
+SAMPLE_ROWS = ("A", "G_AB(A)", "G_BA(G_AB(A))", "B", "G_BA(B)", "G_AB(G_BA(B))")
+
+
+def _to_unit(images: np.ndarray) -> np.ndarray:
+  """Map images in [-1, 1] to [0, 1] for display."""
+  return np.clip((np.asarray(images, np.float32) + 1.0) / 2.0, 0.0, 1.0)
+
+
+def save_sample_grid(path: str, rows: dict[str, np.ndarray], step: int) -> None:
+  """Write a grid with one labelled row per entry of SAMPLE_ROWS.
+
+  Args:
+    path: PNG file to write.
+    rows: SAMPLE_ROWS name to images [columns, size, size, channels] in [-1, 1].
+    step: the step shown in the title.
+  """
+  columns = len(rows["A"])
+  figure, axes = plt.subplots(len(SAMPLE_ROWS), columns, squeeze=False,
+                              figsize=(1.1 * columns + 1.4, 1.1 * len(SAMPLE_ROWS)))
+  for row, name in enumerate(SAMPLE_ROWS):
+    images = _to_unit(rows[name])
+    for column in range(columns):
+      axis = axes[row, column]
+      image = images[column]
+      if image.shape[-1] == 1:
+        axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+      else:
+        axis.imshow(image)
+      axis.set_xticks([])
+      axis.set_yticks([])
+    axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+  figure.suptitle(f"step {step}")
+  figure.tight_layout()
+  figure.savefig(path, dpi=80)
+  plt.close(figure)
+
+
+# Curves of the loss graph: metric name and legend label.
+LOSS_CURVES = (
+    ("train_d_loss", "discriminators (D_A + D_B)"),
+    ("train_g_loss", "generators (both directions)"),
+    ("train_recon_a", "reconstruction A -> B -> A"),
+    ("train_recon_b", "reconstruction B -> A -> B"),
+)
+
+
+def save_loss_plot(path: str, history: list[dict]) -> None:
+  """Write the generator, discriminator and reconstruction losses over steps."""
+  figure, axis = plt.subplots(figsize=(8, 4.5))
+  for name, label in LOSS_CURVES:
+    points = [(record["step"], record[name]) for record in history if name in record]
+    if points:
+      steps, values = zip(*points)
+      axis.plot(steps, values, label=label)
+  axis.set_xlabel("step")
+  axis.set_ylabel("loss (mean over each logging period)")
+  axis.set_yscale("log")
+  axis.grid(True, alpha=0.3)
+  axis.legend()
+  figure.tight_layout()
+  figure.savefig(path, dpi=90)
+  plt.close(figure)
+
+
+def _density_contours(axis, mixture: Mixture, limits: tuple[float, float, float, float]) -> None:
+  x_min, x_max, y_min, y_max = limits
+  xs, ys = np.meshgrid(np.linspace(x_min, x_max, 200), np.linspace(y_min, y_max, 200))
+  grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+  density = np.exp(mixture.log_density(grid)).reshape(xs.shape)
+  axis.contourf(xs, ys, density, levels=12, cmap="Greys", alpha=0.6)
+
+
+def _scatter(axis, points: np.ndarray, modes: np.ndarray, title: str) -> None:
+  colors = plt.get_cmap("tab10")(np.asarray(modes) % 10)
+  axis.scatter(points[:, 0], points[:, 1], c=colors, s=6, alpha=0.7, linewidths=0)
+  axis.set_title(title, fontsize=10)
+  axis.set_aspect("equal")
+
+
+def save_toy_scatter(path: str, points: dict[str, np.ndarray], modes_a: np.ndarray,
+                     modes_b: np.ndarray, mixtures: tuple[Mixture, Mixture], step: int) -> None:
+  """Write the four toy panels: A, B, G_AB(A) over B's density, G_BA(B) over A's.
+
+  Each point has the colour of the mode its source point was drawn from.
+
+  Args:
+    path: PNG file to write.
+    points: "a", "b", "ab" and "ba" to points [N, 2].
+    modes_a, modes_b: the source mode of each point of "a" and of "b".
+    mixtures: the densities of A and B.
+    step: the step shown in the title.
+  """
+  everything = np.concatenate([points[name] for name in ("a", "b", "ab", "ba")]
+                              + [mixture.means for mixture in mixtures])
+  low = np.percentile(everything, 0.5, axis=0) - 0.5
+  high = np.percentile(everything, 99.5, axis=0) + 0.5
+  limits = (low[0], high[0], low[1], high[1])
+  mixture_a, mixture_b = mixtures
+
+  figure, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+  _scatter(axes[0], points["a"], modes_a, "A, by mode")
+  _scatter(axes[1], points["b"], modes_b, "B, by mode")
+  _density_contours(axes[2], mixture_b, limits)
+  _scatter(axes[2], points["ab"], modes_a, "G_AB(A) over density of B,\nby mode of A")
+  _density_contours(axes[3], mixture_a, limits)
+  _scatter(axes[3], points["ba"], modes_b, "G_BA(B) over density of A,\nby mode of B")
+  for axis in axes:
+    axis.set_xlim(limits[0], limits[1])
+    axis.set_ylim(limits[2], limits[3])
+  figure.suptitle(f"step {step}")
+  figure.tight_layout()
+  figure.savefig(path, dpi=90)
+  plt.close(figure)
