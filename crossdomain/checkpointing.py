@@ -1,39 +1,135 @@
-"""Saving and restoring the train state with an orbax CheckpointManager.
+"""Saving and restoring runs with an orbax CheckpointManager.
 
 Checkpoints live in WORKDIR/checkpoints/<step>, where <step> counts the
 updates done. Orbax writes each one to a temporary folder and renames it
 when complete, so a run killed mid-save never leaves a checkpoint that a
 restart would pick up.
+
+A checkpoint holds the train state in four items, so that a program that
+only translates can read the generators alone, and a `meta` item that
+records the config and example shapes it was made with.
 """
 
+import json
 import os
+from typing import Any
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from crossdomain.errors import UserInputError
+from crossdomain.steps import TrainState
+
+STATE_ITEMS = ("generators", "discriminators", "optimizers", "progress")
+META_ITEM = "meta"
+
+# Config sections whose values decide the shapes of the saved arrays. A
+# checkpoint made with other values cannot be restored into this run.
+_STRUCTURAL_FIELDS = ("model.tie_generators", "model.hidden", "data.name")
+
+
+def _split(state: TrainState) -> dict[str, Any]:
+  return {
+      "generators": {"params": state.generator_params, "batch_stats": state.generator_stats},
+      "discriminators": {"params": state.discriminator_params,
+                         "batch_stats": state.discriminator_stats},
+      "optimizers": {"generator": state.generator_opt_state,
+                     "discriminator": state.discriminator_opt_state},
+      "progress": {"step": state.step, "rng": state.rng},
+  }
+
+
+def _join(items: dict[str, Any], template: TrainState) -> TrainState:
+  return template.replace(
+      step=items["progress"]["step"], rng=items["progress"]["rng"],
+      generator_params=items["generators"]["params"],
+      generator_stats=items["generators"]["batch_stats"],
+      discriminator_params=items["discriminators"]["params"],
+      discriminator_stats=items["discriminators"]["batch_stats"],
+      generator_opt_state=items["optimizers"]["generator"],
+      discriminator_opt_state=items["optimizers"]["discriminator"])
+
+
+def make_meta(config: ml_collections.ConfigDict, shape_a, shape_b) -> dict[str, Any]:
+  """Return what a checkpoint records about the run that wrote it."""
+  return {"config": json.loads(config.to_json()),
+          "example_shape_a": list(shape_a), "example_shape_b": list(shape_b)}
+
+
+def _lookup(tree: dict, dotted: str):
+  for key in dotted.split("."):
+    if not isinstance(tree, dict) or key not in tree:
+      return None
+    tree = tree[key]
+  return tree
+
+
+def describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  """Return one line per structural difference between two runs' meta records."""
+  differences = []
+  for key in ("example_shape_a", "example_shape_b"):
+    if saved.get(key) != current.get(key):
+      differences.append(f"{key}: checkpoint {saved.get(key)}, this run {current.get(key)}")
+  for field in _STRUCTURAL_FIELDS:
+    before = _lookup(saved["config"], field)
+    now = _lookup(current["config"], field)
+    if json.dumps(before) != json.dumps(now):
+      differences.append(f"config.{field}: checkpoint {before!r}, this run {now!r}")
+  return differences
+
+
+def _abstract(tree):
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
 
 class Checkpoints:
-  """The latest `keep` checkpoints of one run."""
+  """The checkpoints of one run: the latest `config.keep_checkpoints` of them."""
 
-  def __init__(self, workdir: str, config: ml_collections.ConfigDict):
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict, meta: dict[str, Any]):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self._meta = meta
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.LatestN(config.keep_checkpoints),
+        # Temporary folders of saves that a killed run left behind.
+        cleanup_tmp_directories=True,
         create=True)
-    self._manager = ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+    self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                          item_names=(*STATE_ITEMS, META_ITEM))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, state) -> None:
+  def save(self, state: TrainState) -> None:
     """Start an asynchronous save of `state` under its step."""
-    self._manager.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
+    items = {name: ocp.args.StandardSave(tree) for name, tree in _split(state).items()}
+    items[META_ITEM] = ocp.args.JsonSave(self._meta)
+    self._manager.save(int(state.step), args=ocp.args.Composite(**items), force=True)
 
-  def restore(self, step: int, template):
-    """Restore the state saved at `step` with the shapes, dtypes and shardings of `template`."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  def read_meta(self, step: int) -> dict[str, Any]:
+    return self._manager.restore(step, args=ocp.args.Composite(
+        **{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
+
+  def restore(self, step: int, template: TrainState) -> TrainState:
+    """Restore the state saved at `step` into the shapes and shardings of `template`.
+
+    Raises:
+      UserInputError: the checkpoint was made by a run of another structure.
+    """
+    differences = describe_mismatch(self.read_meta(step), self._meta)
+    if differences:
+      raise UserInputError(
+          f"the checkpoint at step {step} in {self.directory} does not fit this config:\n  "
+          + "\n  ".join(differences)
+          + "\nUse another --workdir, or the config the checkpoint was made with. "
+            "The checkpoint was left unchanged.")
+    args = {name: ocp.args.StandardRestore(_abstract(tree))
+            for name, tree in _split(template).items()}
+    return _join(self._manager.restore(step, args=ocp.args.Composite(**args)), template)
+
+  def wait(self) -> None:
+    """Block until pending asynchronous saves are on disk."""
+    self._manager.wait_until_finished()
 
   def close(self) -> None:
     """Wait for pending saves to finish, then release the manager."""

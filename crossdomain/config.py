@@ -7,7 +7,9 @@ fields directly and never supplies a fallback of its own.
 
 import ml_collections
 
+from crossdomain.errors import UserInputError
 from crossdomain.losses import VARIANTS
+
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -70,12 +72,12 @@ def base_config() -> ml_collections.ConfigDict:
 
 def _choice(value, field: str, choices: tuple) -> None:
   if value not in choices:
-    raise ValueError(f"config.{field} must be one of {choices}, got {value!r}")
+    raise UserInputError(f"config.{field} must be one of {choices}, got {value!r}")
 
 
 def _positive(value, field: str) -> None:
   if not value > 0:
-    raise ValueError(f"config.{field} must be positive, got {value!r}")
+    raise UserInputError(f"config.{field} must be positive, got {value!r}")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -93,9 +95,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config.model.upsample, "model.upsample", ("subpixel", "dilated"))
   for field in ("recon_weight_start", "recon_weight"):
     if not 0.0 <= config.loss[field] <= 1.0:
-      raise ValueError(f"config.loss.{field} must lie in [0, 1], got {config.loss[field]}")
+      raise UserInputError(f"config.loss.{field} must lie in [0, 1], got {config.loss[field]}")
 
   cycle = config.update_cycle
   if not cycle or set(cycle) - {"D", "G"} or "G" not in cycle or "D" not in cycle:
-    raise ValueError(f"config.update_cycle must be a string of 'D' and 'G' containing "
+    raise UserInputError(f"config.update_cycle must be a string of 'D' and 'G' containing "
                      f"both, such as 'DGG', got {cycle!r}")

@@ -5,6 +5,8 @@ Override any config field with --config.FIELD=VALUE, for example
 """
 
 import logging as std_logging
+import re
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -24,6 +26,22 @@ class _DropLibraryInfo(std_logging.Filter):
     return record.levelno > std_logging.INFO or "/orbax/" not in record.pathname
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """Parse flags, reporting an unknown config field in one line instead of a traceback."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError) as error:
+    # ml_collections raises these for --config.FIELD overrides of fields that
+    # do not exist; the message names the field and a close match.
+    text = str(error)
+    field = re.search(r"[\w.]+", text)
+    hint = re.search(r"Did you mean [^?]*\?", text)
+    sys.exit(f"FATAL Flags parsing error: unknown config field "
+             f"'{field.group(0) if field else text}'. {hint.group(0) if hint else ''}".strip())
+  except flags.Error as error:
+    sys.exit(f"FATAL Flags parsing error: {error}\nPass --helpshort or --helpfull to see help.")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -34,9 +52,14 @@ def main(argv):
 
   from crossdomain import train
   logging.get_absl_handler().addFilter(_DropLibraryInfo())
+  from crossdomain.errors import UserInputError
   logging.info("Config:\n%s", FLAGS.config)
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (UserInputError, FileNotFoundError) as error:
+    logging.error("%s", error)
+    sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

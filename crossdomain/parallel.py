@@ -10,6 +10,9 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
+from crossdomain.errors import UserInputError
+
+
 DATA_AXIS = "data"
 
 
@@ -23,7 +26,7 @@ def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
   """Raise ValueError unless the global batch divides evenly over the mesh."""
   devices = mesh.devices.size
   if batch_size % devices:
-    raise ValueError(f"data.batch_size {batch_size} does not divide evenly over {devices} "
+    raise UserInputError(f"data.batch_size {batch_size} does not divide evenly over {devices} "
                      f"devices; use a multiple of {devices}")
 
 

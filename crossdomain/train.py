@@ -13,6 +13,7 @@ from absl import logging
 from crossdomain import checkpointing, config as config_lib, data as data_lib, parallel, plotting
 from crossdomain import steps
 from crossdomain.data import pipeline
+from crossdomain.errors import UserInputError
 from crossdomain.metric_writer import MetricWriter
 from crossdomain.models import build_networks
 
@@ -97,12 +98,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
 
   # Data and networks.
   domains = data_lib.load(config.data, config.seed)
+  for name, domain in (("A", domains.a), ("B", domains.b)):
+    if len(domain.train) < config.data.batch_size:
+      raise UserInputError(
+          f"data.batch_size {config.data.batch_size} is larger than domain {name}'s "
+          f"{len(domain.train)} training examples; lower data.batch_size")
   networks = build_networks(config.model, domains.a.example_shape, domains.b.example_shape)
 
   # State: fresh from the seed, or the latest checkpoint of this workdir.
   state = steps.init_state(networks, config, domains.a.example_shape, domains.b.example_shape)
   state = jax.device_put(state, replicated)
-  checkpoints = checkpointing.Checkpoints(workdir, config)
+  meta = checkpointing.make_meta(config, domains.a.example_shape, domains.b.example_shape)
+  checkpoints = checkpointing.Checkpoints(workdir, config, meta)
   latest = checkpoints.latest_step()
   if latest is not None:
     logging.info("Resuming from the checkpoint at step %d in %s", latest, workdir)

@@ -10,6 +10,9 @@ import math
 
 import numpy as np
 
+from crossdomain.errors import UserInputError
+
+
 
 @dataclasses.dataclass(frozen=True)
 class Mixture:
@@ -21,10 +24,10 @@ class Mixture:
   def __post_init__(self):
     means = np.asarray(self.means, np.float32)
     if means.ndim != 2 or len(means) == 0:
-      raise ValueError(f"mixture means must be a non-empty [components, dims] list, "
+      raise UserInputError(f"mixture means must be a non-empty [components, dims] list, "
                        f"got shape {means.shape}")
     if not self.variance > 0:
-      raise ValueError(f"mixture variance must be positive, got {self.variance}")
+      raise UserInputError(f"mixture variance must be positive, got {self.variance}")
     object.__setattr__(self, "means", means)
 
   @property

@@ -12,8 +12,10 @@ import jax.numpy as jnp
 import ml_collections
 from flax import linen as nn
 
+from crossdomain.errors import UserInputError
 from crossdomain.models.image import ImageDiscriminator, ImageGenerator
 from crossdomain.models.vector import VectorDiscriminator, VectorGenerator
+
 
 # Role of each generator: which parameter set it uses, tied and untied.
 TIED_ROLES = {"ab": "g_ab", "ba": "g_ba", "aba": "g_ba", "bab": "g_ab"}
@@ -38,7 +40,7 @@ class Networks:
 
 def _dtype(config: ml_collections.ConfigDict):
   if config.compute_dtype not in ("float32", "bfloat16"):
-    raise ValueError(f"model.compute_dtype must be 'float32' or 'bfloat16', "
+    raise UserInputError(f"model.compute_dtype must be 'float32' or 'bfloat16', "
                      f"got {config.compute_dtype!r}")
   return jnp.dtype(config.compute_dtype)
 
@@ -54,12 +56,12 @@ def build_networks(config: ml_collections.ConfigDict, shape_a: tuple[int, ...],
   """
   dtype = _dtype(config)
   if len(shape_a) != len(shape_b):
-    raise ValueError(f"domains A and B must both be images or both vectors, "
+    raise UserInputError(f"domains A and B must both be images or both vectors, "
                      f"got example shapes {shape_a} and {shape_b}")
 
   if len(shape_a) == 3:
     if shape_a != shape_b:
-      raise ValueError(f"image domains must share one shape, got {shape_a} and {shape_b}")
+      raise UserInputError(f"image domains must share one shape, got {shape_a} and {shape_b}")
     size, _, channels = shape_a
     generator_ab = generator_ba = ImageGenerator(size, channels, config.upsample, dtype)
     discriminator_a = discriminator_b = ImageDiscriminator(size, dtype)
@@ -69,7 +71,7 @@ def build_networks(config: ml_collections.ConfigDict, shape_a: tuple[int, ...],
     generator_ba = VectorGenerator(shape_a[0], hidden, dtype)
     discriminator_a = discriminator_b = VectorDiscriminator(hidden, dtype)
   else:
-    raise ValueError(f"examples must be [size, size, channels] images or [features] "
+    raise UserInputError(f"examples must be [size, size, channels] images or [features] "
                      f"vectors, got shape {shape_a}")
 
   generators = {"g_ab": generator_ab, "g_ba": generator_ba}

@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from crossdomain.errors import UserInputError
 from crossdomain.models.upsample import Formulation, Upsample
+
 
 BASE_FEATURES = 64  # channels of the first stage; each later stage doubles it
 LEAKY_SLOPE = 0.2
@@ -27,7 +29,7 @@ def num_stages(image_size: int) -> int:
   """Return how many stride-2 stages take an image_size square down to 4x4."""
   stages = round(math.log2(image_size)) - 2 if image_size > 0 else 0
   if image_size < 8 or 2 ** (stages + 2) != image_size:
-    raise ValueError(f"image size must be a power of two of at least 8, got {image_size}")
+    raise UserInputError(f"image size must be a power of two of at least 8, got {image_size}")
   return stages
 
 

@@ -1,0 +1,37 @@
+"""The command line: config overrides and the errors a user sees for bad input."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_main(tmp_path, *overrides):
+  command = [sys.executable, "-m", "crossdomain.main", "--config=configs/gmm.py",
+             f"--workdir={tmp_path}", *overrides]
+  return subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--config.num_stepz=5",
+     "unknown config field 'num_stepz'. Did you mean \"num_steps\""),
+    ("--config.num_steps=abc", "--config.num_steps=abc: invalid literal for int()"),
+    ("--config.data.batch_size=1000",
+     "error: data.batch_size 1000 is larger than domain A's 512 training examples"),
+])
+def test_bad_input_exits_with_message(tmp_path, override, message):
+  result = _run_main(tmp_path, override)
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_override_sets_steps(tmp_path):
+  result = _run_main(tmp_path, "--config.num_steps=4", "--config.log_every=2",
+                     "--config.model.hidden=(8, 8)")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "step 4/4" in result.stderr
+  assert os.path.isdir(tmp_path / "checkpoints" / "4")
