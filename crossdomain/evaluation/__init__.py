@@ -1,0 +1,1 @@
+"""Measures of translation quality on toy mixtures and on image features."""
