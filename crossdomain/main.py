@@ -4,7 +4,6 @@ Override any config field with --config.FIELD=VALUE, for example
 --config.num_steps=2000 or --config.loss.variant=gan.
 """
 
-import logging as std_logging
 import re
 import sys
 
@@ -17,13 +16,6 @@ config_flags.DEFINE_config_file("config", None, "Run config file, such as config
                                 lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
-
-
-class _DropLibraryInfo(std_logging.Filter):
-  """Drop orbax's INFO records, which narrate every save; keep its warnings."""
-
-  def filter(self, record: std_logging.LogRecord) -> bool:
-    return record.levelno > std_logging.INFO or "/orbax/" not in record.pathname
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -50,13 +42,14 @@ def main(argv):
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
 
-  from crossdomain import train
-  logging.get_absl_handler().addFilter(_DropLibraryInfo())
+  from crossdomain import cli, train
+  cli.quiet_library_logs()
+  from crossdomain.divergence import TrainingDivergedError
   from crossdomain.errors import UserInputError
   logging.info("Config:\n%s", FLAGS.config)
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except (UserInputError, FileNotFoundError) as error:
+  except (UserInputError, FileNotFoundError, TrainingDivergedError) as error:
     logging.error("%s", error)
     sys.exit(f"error: {error}")
 

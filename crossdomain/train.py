@@ -11,7 +11,7 @@ import numpy as np
 from absl import logging
 
 from crossdomain import checkpointing, config as config_lib, data as data_lib, parallel, plotting
-from crossdomain import steps
+from crossdomain import divergence, preemption, steps
 from crossdomain.data import pipeline
 from crossdomain.errors import UserInputError
 from crossdomain.metric_writer import MetricWriter
@@ -133,37 +133,55 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
 
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
   progress = _Progress(start_step, config.num_steps)
-  window = []
+  window = []  # metrics of this logging period, for the means
+  pending = []  # (step, metrics) not yet checked for non-finite values
   logging.info("Training steps %d to %d, batch %d over %d devices", start_step,
                config.num_steps, config.data.batch_size, mesh.devices.size)
 
-  for step in range(start_step, config.num_steps):
-    local_a, local_b = next(batches)
-    batch_a = parallel.global_batch(local_a, mesh)
-    batch_b = parallel.global_batch(local_b, mesh)
-    kind = config.update_cycle[step % len(config.update_cycle)]
-    state, metrics = update[kind](state, batch_a, batch_b)
-    window.append(metrics)
-    done = step + 1
+  done = start_step
+  try:
+    with preemption.StopRequest() as stop:
+      for step in range(start_step, config.num_steps):
+        local_a, local_b = next(batches)
+        batch_a = parallel.global_batch(local_a, mesh)
+        batch_b = parallel.global_batch(local_b, mesh)
+        kind = config.update_cycle[step % len(config.update_cycle)]
+        state, metrics = update[kind](state, batch_a, batch_b)
+        done = step + 1
+        window.append(metrics)
+        pending.append((done, metrics))
 
-    if _due(done, config.log_every, config.num_steps):
-      scalars = _mean_metrics(window)
-      window = []
-      rate, seconds_left = progress.update(done)
-      writer.write(done, {**scalars, "steps_per_second": rate})
-      losses_text = ", ".join(f"{name[6:]}={value:.4f}" for name, value in scalars.items()
-                              if name.startswith(("train_d_loss", "train_g_loss", "train_recon_")))
-      logging.info("step %d/%d: %s | %.2f steps/s, %s left", done, config.num_steps,
-                   losses_text, rate, _format_duration(seconds_left))
+        if _due(done, config.log_every, config.num_steps):
+          divergence.check_metrics(pending)
+          pending = []
+          scalars = _mean_metrics(window)
+          window = []
+          rate, seconds_left = progress.update(done)
+          writer.write(done, {**scalars, "steps_per_second": rate})
+          losses_text = ", ".join(
+              f"{name[6:]}={value:.4f}" for name, value in scalars.items()
+              if name.startswith(("train_d_loss", "train_g_loss", "train_recon_")))
+          logging.info("step %d/%d: %s | %.2f steps/s, %s left", done, config.num_steps,
+                       losses_text, rate, _format_duration(seconds_left))
 
-    if _due(done, config.sample_every, config.num_steps) and is_writer:
-      outputs = jax.device_get(translate(state.generator_params, state.generator_stats,
-                                         *sample_inputs))
-      _save_figures(workdir, done, domains, sample_inputs, outputs, writer.history)
+        if _due(done, config.sample_every, config.num_steps) and is_writer:
+          outputs = jax.device_get(translate(state.generator_params, state.generator_stats,
+                                             *sample_inputs))
+          _save_figures(workdir, done, domains, sample_inputs, outputs, writer.history)
 
-    if _due(done, config.checkpoint_every, config.num_steps):
-      checkpoints.save(state)
+        if _due(done, config.checkpoint_every, config.num_steps) or stop.requested:
+          divergence.check_metrics(pending)
+          pending = []
+          divergence.check_state(state)
+          checkpoints.save(state)
 
-  checkpoints.close()
-  writer.close()
+        if stop.requested:
+          checkpoints.wait()
+          logging.warning("Stopped by %s after step %d; the checkpoint is saved and the next "
+                          "run with this workdir resumes there.", stop.signal_name, done)
+          break
+  finally:
+    # Let asynchronous saves of good checkpoints finish, also when a step failed.
+    checkpoints.close()
+    writer.close()
   return state

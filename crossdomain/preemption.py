@@ -1,0 +1,50 @@
+"""Turn SIGTERM and SIGINT into a request that the training loop honours between steps.
+
+Preemptible cloud VMs send SIGTERM shortly before they stop. The loop
+finishes its step, writes a checkpoint, waits for it to reach the disk and
+returns, so the next start resumes there.
+"""
+
+import signal
+import threading
+
+from absl import logging
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopRequest:
+  """Context manager whose `requested` becomes true on SIGTERM or SIGINT.
+
+  A second signal while the first is being honoured restores the default
+  handler behaviour for that signal, so pressing Ctrl-C twice still kills
+  a run that hangs. Handlers can only be installed from the main thread;
+  elsewhere, the context manager installs nothing.
+  """
+
+  def __init__(self):
+    self.requested = False
+    self.signal_name = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    name = signal.Signals(signum).name
+    if self.requested:
+      logging.warning("Second %s: stopping without a checkpoint", name)
+      signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+      signal.raise_signal(signum)
+      return
+    logging.warning("%s received: finishing this step, then saving a checkpoint", name)
+    self.requested, self.signal_name = True, name
+
+  def __enter__(self) -> "StopRequest":
+    if threading.current_thread() is threading.main_thread():
+      for signum in _SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous.clear()

@@ -1,0 +1,255 @@
+"""Translate images or vectors with a trained run.
+
+    python -m crossdomain.translate --workdir=DIR --direction=a2b \\
+        --input=PATH --output=DIR [--step=N|best] [--with_reconstruction]
+
+Images (a folder, searched recursively, or single PNG or JPEG files) are
+written as PNG files of the same names; a CSV file of vectors is written as
+a CSV file. Only the generators are read from the checkpoint, and batch
+norm uses the running statistics kept from training.
+"""
+
+import csv
+import dataclasses
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import app, flags, logging
+from PIL import Image, UnidentifiedImageError
+
+from crossdomain import checkpointing, cli, steps
+from crossdomain.errors import UserInputError
+from crossdomain.models import Networks, build_networks
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+BATCH_SIZE = 64  # examples per jitted call; the last batch is padded to it
+
+
+@dataclasses.dataclass(frozen=True)
+class Translator:
+  """The generators of one checkpoint, ready to translate in inference mode."""
+
+  networks: Networks
+  params: dict
+  stats: dict
+  shape_a: tuple[int, ...]
+  shape_b: tuple[int, ...]
+  step: int
+
+  @functools.cached_property
+  def _translate(self):
+    """Jitted (direction, batch) -> (translation, reconstruction)."""
+
+    def apply(role, inputs):
+      name = self.networks.roles[role]
+      variables = {"params": self.params[name]}
+      if self.stats[name]:
+        variables["batch_stats"] = self.stats[name]
+      return self.networks.generators[name].apply(variables, inputs, train=False)
+
+    def run(direction, x):
+      first, second = ("ab", "aba") if direction == "a2b" else ("ba", "bab")
+      translated = apply(first, x)
+      return translated, apply(second, translated)
+
+    return jax.jit(run, static_argnums=0)
+
+  def __call__(self, x: np.ndarray, direction: str) -> dict[str, np.ndarray]:
+    """Translate [N, ...] inputs in model range; return 'translated' and 'reconstructed'."""
+    outputs = {"translated": [], "reconstructed": []}
+    for start in range(0, len(x), BATCH_SIZE):
+      chunk = x[start:start + BATCH_SIZE]
+      padded = np.concatenate([chunk, np.repeat(chunk[-1:], BATCH_SIZE - len(chunk), 0)])
+      translated, reconstructed = self._translate(direction, jnp.asarray(padded))
+      outputs["translated"].append(np.asarray(translated)[:len(chunk)])
+      outputs["reconstructed"].append(np.asarray(reconstructed)[:len(chunk)])
+    return {name: np.concatenate(parts) for name, parts in outputs.items()}
+
+
+def resolve_step(workdir: str, step: str, latest: int | None) -> int:
+  """Turn --step (a number, 'latest' or 'best') into a checkpoint step."""
+  if step == "latest":
+    if latest is None:
+      raise UserInputError(f"no checkpoint in {workdir}/checkpoints; train first with "
+                           f"python -m crossdomain.main --workdir={workdir}")
+    return latest
+  if step == "best":
+    path = os.path.join(workdir, "ideal_state.json")
+    if not os.path.exists(path):
+      raise UserInputError(f"{path} not found: --step=best needs a run that evaluated "
+                           f"during training; pass --step=N or --step=latest instead")
+    with open(path) as handle:
+      return int(json.load(handle)["step"])
+  if not step.isdigit():
+    raise UserInputError(f"--step must be a number, 'latest' or 'best', got {step!r}")
+  return int(step)
+
+
+def load_translator(workdir: str, step: str = "latest") -> Translator:
+  """Read the generators of one checkpoint of a run, without its optimizer state."""
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
+      item_names=(*checkpointing.STATE_ITEMS, checkpointing.META_ITEM))
+  chosen = resolve_step(workdir, step, manager.latest_step())
+  if chosen not in manager.all_steps():
+    raise UserInputError(f"no checkpoint at step {chosen} in {directory}; saved steps: "
+                         f"{sorted(manager.all_steps())}")
+
+  meta = manager.restore(chosen, args=ocp.args.Composite(
+      **{checkpointing.META_ITEM: ocp.args.JsonRestore()}))[checkpointing.META_ITEM]
+  config = ml_collections.ConfigDict(meta["config"])
+  shape_a, shape_b = tuple(meta["example_shape_a"]), tuple(meta["example_shape_b"])
+  networks = build_networks(config.model, shape_a, shape_b)
+
+  template = jax.eval_shape(lambda: steps.init_state(networks, config, shape_a, shape_b))
+  abstract = {"params": template.generator_params, "batch_stats": template.generator_stats}
+  restored = manager.restore(chosen, args=ocp.args.Composite(
+      generators=ocp.args.StandardRestore(abstract)))["generators"]
+  manager.close()
+  return Translator(networks, restored["params"], restored["batch_stats"], shape_a, shape_b,
+                    chosen)
+
+
+def _image_files(path: str) -> list[tuple[str, str]]:
+  """Return (file, name relative to the input) pairs of the images under `path`."""
+  if os.path.isfile(path):
+    return [(path, os.path.basename(path))]
+  if not os.path.isdir(path):
+    raise UserInputError(f"--input {path} does not exist")
+  found = []
+  for root, _, names in os.walk(path):
+    for name in sorted(names):
+      if name.lower().endswith(IMAGE_SUFFIXES):
+        full = os.path.join(root, name)
+        found.append((full, os.path.relpath(full, path)))
+  if not found:
+    raise UserInputError(f"no PNG or JPEG files in {path}")
+  return sorted(found)
+
+
+def read_images(files: list[tuple[str, str]], shape: tuple[int, int, int]) -> np.ndarray:
+  """Read images as float32 [N, size, size, channels] in [-1, 1], resizing when needed."""
+  size, _, channels = shape
+  images = []
+  for path, _ in files:
+    try:
+      with Image.open(path) as image:
+        image.load()
+    except (UnidentifiedImageError, OSError) as error:
+      raise UserInputError(f"{path} is not a readable image: {error}") from error
+    found = len(image.getbands())
+    if image.mode == "P":
+      image, found = image.convert("RGB"), 3
+    if found != channels:
+      raise UserInputError(
+          f"{path} has {found} channels ({image.mode}), but the model expects images of "
+          f"shape {size}x{size}x{channels}; convert the file first")
+    if image.size != (size, size):
+      image = image.resize((size, size), Image.Resampling.BICUBIC)
+    pixels = np.asarray(image, np.float32).reshape(size, size, channels)
+    images.append(pixels / 127.5 - 1.0)
+  return np.stack(images)
+
+
+def write_images(directory: str, names: list[str], images: np.ndarray) -> None:
+  """Write images in [-1, 1] as PNG files, keeping each input's relative name."""
+  pixels = np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+  for name, image in zip(names, pixels):
+    path = os.path.join(directory, os.path.splitext(name)[0] + ".png")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+
+
+def read_vectors(path: str, features: int) -> np.ndarray:
+  """Read a CSV file of vectors; a first row that is not numeric is a header."""
+  rows = []
+  with open(path, newline="") as handle:
+    for line_number, row in enumerate(csv.reader(handle), start=1):
+      if not row:
+        continue
+      try:
+        values = [float(value) for value in row]
+      except ValueError as error:
+        if line_number == 1:
+          continue  # header
+        raise UserInputError(f"{path}, line {line_number}: {error}") from error
+      if len(values) != features:
+        raise UserInputError(f"{path}, line {line_number}: {len(values)} values, but the "
+                             f"model expects vectors of {features}")
+      rows.append(values)
+  if not rows:
+    raise UserInputError(f"{path} holds no vectors")
+  return np.asarray(rows, np.float32)
+
+
+def write_vectors(path: str, vectors: np.ndarray) -> None:
+  with open(path, "w", newline="") as handle:
+    csv.writer(handle).writerows(vectors.tolist())
+
+
+def translate_path(translator: Translator, direction: str, input_path: str, output: str,
+                   with_reconstruction: bool) -> list[str]:
+  """Translate everything at `input_path` into `output`; return the files written."""
+  if direction not in ("a2b", "b2a"):
+    raise UserInputError(f"--direction must be a2b or b2a, got {direction!r}")
+  source_shape = translator.shape_a if direction == "a2b" else translator.shape_b
+  os.makedirs(output, exist_ok=True)
+  written = []
+
+  if len(source_shape) == 1:
+    if not os.path.isfile(input_path):
+      raise UserInputError(f"--input {input_path} must be a CSV file for vector domains")
+    outputs = translator(read_vectors(input_path, source_shape[0]), direction)
+    stem = os.path.splitext(os.path.basename(input_path))[0]
+    kinds = ("translated", "reconstructed") if with_reconstruction else ("translated",)
+    for kind in kinds:
+      path = os.path.join(output, f"{stem}_{kind}.csv")
+      write_vectors(path, outputs[kind])
+      written.append(path)
+    return written
+
+  files = _image_files(input_path)
+  names = [name for _, name in files]
+  outputs = translator(read_images(files, source_shape), direction)
+  write_images(output, names, outputs["translated"])
+  written += [os.path.join(output, os.path.splitext(n)[0] + ".png") for n in names]
+  if with_reconstruction:
+    folder = os.path.join(output, "reconstructions")
+    write_images(folder, names, outputs["reconstructed"])
+    written += [os.path.join(folder, os.path.splitext(n)[0] + ".png") for n in names]
+  return written
+
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a training run.")
+_STEP = flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
+_DIRECTION = flags.DEFINE_enum("direction", None, ["a2b", "b2a"], "Translation direction.")
+_INPUT = flags.DEFINE_string("input", None, "Image file, folder of images, or CSV file.")
+_OUTPUT = flags.DEFINE_string("output", None, "Folder for the results.")
+_WITH_RECONSTRUCTION = flags.DEFINE_bool(
+    "with_reconstruction", False, "Also write each input translated back.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.quiet_library_logs()
+  try:
+    translator = load_translator(_WORKDIR.value, _STEP.value)
+    written = translate_path(translator, _DIRECTION.value, _INPUT.value, _OUTPUT.value,
+                             _WITH_RECONSTRUCTION.value)
+  except UserInputError as error:
+    raise SystemExit(f"error: {error}") from None
+  logging.info("Wrote %d files to %s with the checkpoint at step %d", len(written),
+               _OUTPUT.value, translator.step)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["workdir", "direction", "input", "output"])
+  app.run(main)

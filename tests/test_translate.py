@@ -1,0 +1,72 @@
+"""The translate command on a trained toy run."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from configs import gmm as gmm_config
+from crossdomain import train, translate
+from crossdomain.errors import UserInputError
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("toy")
+  config = gmm_config.get_config()
+  config.num_steps = 4
+  config.checkpoint_every = 2
+  config.data.num_train = 32
+  config.data.batch_size = 16
+  config.model.hidden = (8, 8)
+  state = train.train_and_evaluate(config, str(workdir))
+  return str(workdir), state
+
+
+def _write_csv(path, rows):
+  with open(path, "w", newline="") as handle:
+    csv.writer(handle).writerows(rows)
+
+
+def test_translates_csv_with_reconstruction(toy_run, tmp_path):
+  workdir, _ = toy_run
+  _write_csv(tmp_path / "points.csv", [["x", "y"], [0.0, 0.0], [2.0, 2.0], [-1.0, 1.0]])
+  translator = translate.load_translator(workdir, "latest")
+  written = translate.translate_path(translator, "a2b", str(tmp_path / "points.csv"),
+                                     str(tmp_path / "out"), with_reconstruction=True)
+
+  assert [p.rsplit("/", 1)[1] for p in written] == ["points_translated.csv",
+                                                     "points_reconstructed.csv"]
+  translated = np.loadtxt(written[0], delimiter=",")
+  reconstructed = np.loadtxt(written[1], delimiter=",")
+  assert translated.shape == reconstructed.shape == (3, 2)
+  expected = translator(np.array([[0.0, 0.0], [2.0, 2.0], [-1.0, 1.0]], np.float32), "a2b")
+  np.testing.assert_allclose(translated, expected["translated"], rtol=1e-6)
+
+
+def test_loads_only_generators_of_chosen_step(toy_run):
+  workdir, state = toy_run
+  translator = translate.load_translator(workdir, "2")
+  assert translator.step == 2
+  assert sorted(translator.params) == ["g_ab", "g_ba"]
+  latest = translate.load_translator(workdir, "latest")
+  np.testing.assert_array_equal(latest.params["g_ab"]["Dense_0"]["kernel"],
+                                state.generator_params["g_ab"]["Dense_0"]["kernel"])
+
+
+def test_wrong_vector_length_names_file_and_line(toy_run, tmp_path):
+  workdir, _ = toy_run
+  _write_csv(tmp_path / "bad.csv", [[0.0, 0.0], [1.0, 2.0, 3.0]])
+  translator = translate.load_translator(workdir, "latest")
+  with pytest.raises(UserInputError, match=r"bad.csv, line 2: 3 values, but the model "
+                                           r"expects vectors of 2"):
+    translate.translate_path(translator, "b2a", str(tmp_path / "bad.csv"),
+                             str(tmp_path / "out"), with_reconstruction=False)
+
+
+def test_missing_checkpoint_step_is_an_error(toy_run):
+  workdir, _ = toy_run
+  with pytest.raises(UserInputError, match="no checkpoint at step 3"):
+    translate.load_translator(workdir, "3")
+  with pytest.raises(UserInputError, match="ideal_state.json not found"):
+    translate.load_translator(workdir, "best")
