@@ -63,6 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.optimizer.b1 = 0.5
   config.optimizer.b2 = 0.999
   config.optimizer.weight_decay = 1e-5
+  config.optimizer.eps = 1e-8  # added to the root of Adam's second moment
 
   # Which networks step s updates: update_cycle[s % len(update_cycle)], "D"
   # for both discriminators, "G" for the generators. "DGG" is the reference.

@@ -14,6 +14,14 @@ flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and figure
                     "running again with the same folder resumes the run.")
 config_flags.DEFINE_config_file("config", None, "Run config file, such as configs/gmm.py.",
                                 lock_config=True)
+flags.DEFINE_bool("distributed", False, "Join a multi-process run with "
+                  "jax.distributed.initialize() and no arguments, as on a Cloud TPU VM pod "
+                  "or under SLURM, where JAX finds the other processes itself.")
+flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, for clusters "
+                    "where JAX cannot find the other processes itself; needs "
+                    "--num_processes and --process_id.")
+flags.DEFINE_integer("num_processes", None, "Number of processes of the run.")
+flags.DEFINE_integer("process_id", None, "This process's index, from 0.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -34,6 +42,28 @@ def _parse_flags(argv: list[str]) -> list[str]:
     sys.exit(f"FATAL Flags parsing error: {error}\nPass --helpshort or --helpfull to see help.")
 
 
+def _initialize_distributed() -> None:
+  """Connect this process to the others of a multi-process run, if it is one."""
+  import jax
+
+  manual = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if any(value is not None for value in manual):
+    if any(value is None for value in manual):
+      raise app.UsageError("--coordinator_address, --num_processes and --process_id "
+                           "must be given together")
+    # Collectives between CPU processes need an implementation; accelerators
+    # bring their own, and ignore this setting.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                               FLAGS.process_id)
+  elif FLAGS.distributed:
+    jax.distributed.initialize()
+  else:
+    return
+  logging.info("Process %d of %d, %d local and %d global devices", jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -44,6 +74,7 @@ def main(argv):
 
   from crossdomain import cli, train
   cli.quiet_library_logs()
+  _initialize_distributed()
   from crossdomain.divergence import TrainingDivergedError
   from crossdomain.errors import UserInputError
   logging.info("Config:\n%s", FLAGS.config)

@@ -50,7 +50,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   """Return Adam with coupled L2 weight decay (the gradient gets decay * params)."""
   return optax.chain(
       optax.add_decayed_weights(config.weight_decay),
-      optax.scale_by_adam(b1=config.b1, b2=config.b2),
+      optax.scale_by_adam(b1=config.b1, b2=config.b2, eps=config.eps),
       optax.scale_by_learning_rate(config.learning_rate))
 
 

@@ -130,6 +130,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   update = {"D": compile_step(steps.discriminator_step), "G": compile_step(steps.generator_step)}
   translate = jax.jit(functools.partial(steps.translate, networks), out_shardings=replicated)
   sample_inputs = _sample_inputs(domains, config.data.num_sample_examples)
+  sample_arrays = jax.device_put(sample_inputs, replicated)
 
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
   progress = _Progress(start_step, config.num_steps)
@@ -164,10 +165,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
           logging.info("step %d/%d: %s | %.2f steps/s, %s left", done, config.num_steps,
                        losses_text, rate, _format_duration(seconds_left))
 
-        if _due(done, config.sample_every, config.num_steps) and is_writer:
+        if _due(done, config.sample_every, config.num_steps):
+          # Every process runs the jitted translation; only the writer plots it.
           outputs = jax.device_get(translate(state.generator_params, state.generator_stats,
-                                             *sample_inputs))
-          _save_figures(workdir, done, domains, sample_inputs, outputs, writer.history)
+                                             *sample_arrays))
+          if is_writer:
+            _save_figures(workdir, done, domains, sample_inputs, outputs, writer.history)
 
         if _due(done, config.checkpoint_every, config.num_steps) or stop.requested:
           divergence.check_metrics(pending)

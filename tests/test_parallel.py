@@ -1,0 +1,57 @@
+"""Data parallelism over several devices and several processes matches one device."""
+
+import os
+import subprocess
+import sys
+
+from tests import runs
+
+# Adam with epsilon 1 updates nearly in proportion to the gradient, so
+# rounding differences between device counts stay at rounding size; see
+# tests/data_parallel_worker.py.
+SMOOTH_ADAM = {"optimizer.eps": 1.0}
+TOLERANCE = 1e-4
+
+
+def test_image_updates_on_eight_devices_match_one():
+  environment = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "8",
+                 "TF_CPP_MIN_LOG_LEVEL": "2"}
+  result = subprocess.run([sys.executable, os.path.join("tests", "data_parallel_worker.py")],
+                          cwd=runs.REPOSITORY, env=environment, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+  assert result.stdout.count("max relative difference") == 7
+
+
+def test_toy_run_on_eight_devices_matches_one(tmp_path):
+  one = runs.start(tmp_path / "one", num_steps=10, **SMOOTH_ADAM)
+  eight = runs.start(tmp_path / "eight", devices=8, num_steps=10, **SMOOTH_ADAM)
+  runs.finish(one)
+  assert "batch 16 over 8 devices" in runs.finish(eight)
+  runs.assert_trees_close(runs.restore(str(tmp_path / "one"), 10, **SMOOTH_ADAM),
+                          runs.restore(str(tmp_path / "eight"), 10, **SMOOTH_ADAM), TOLERANCE)
+
+
+def test_two_processes_match_one(tmp_path):
+  single = runs.start(tmp_path / "single", num_steps=10, **SMOOTH_ADAM)
+  port = runs.free_port()
+  processes = [runs.start(tmp_path / "pair", f"--coordinator_address=127.0.0.1:{port}",
+                          "--num_processes=2", f"--process_id={index}", num_steps=10,
+                          **SMOOTH_ADAM)
+               for index in range(2)]
+  runs.finish(single)
+  logs = [runs.finish(process) for process in processes]
+
+  assert "Process 1 of 2" in logs[1]
+  runs.assert_trees_close(runs.restore(str(tmp_path / "single"), 10, **SMOOTH_ADAM),
+                          runs.restore(str(tmp_path / "pair"), 10, **SMOOTH_ADAM), TOLERANCE)
+  # Only process 0 writes metrics: one record per logging period, not two.
+  with open(tmp_path / "pair" / "metrics.jsonl") as handle:
+    assert [line.count('"step"') for line in handle] == [1, 1]
+
+
+def test_batch_must_divide_over_devices(tmp_path):
+  process = runs.start(tmp_path, devices=8, **{"data.batch_size": 12})
+  _, stderr = process.communicate(timeout=180)
+  assert process.returncode != 0
+  assert "error: data.batch_size 12 does not divide evenly over 8 devices; use a multiple of 8" in stderr
