@@ -27,4 +27,10 @@ def get_config():
   # Where TensorFlow Datasets prepares the data; None for its default,
   # ~/tensorflow_datasets.
   config.data.tfds_data_dir = ml_collections.config_dict.placeholder(str)
+
+  # Evaluated against a 10-class classifier of Fashion-MNIST; training stops
+  # after 2,000 steps without a better mean Frechet distance of translations.
+  config.eval.every = 250
+  config.eval.metric = "frechet_distance_mean"
+  config.eval.patience = 8
   return config

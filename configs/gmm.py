@@ -34,4 +34,9 @@ def get_config():
   config.loss.recon_curriculum = False
   config.loss.recon_weight = 0.5
   config.update_cycle = "DG"
+
+  config.eval.every = 500
+  config.eval.metric = "coverage_quality"
+  config.eval.patience = 0  # train the full 1000 epochs of the public toy
+
   return config

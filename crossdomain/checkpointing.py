@@ -22,6 +22,7 @@ from crossdomain.errors import UserInputError
 from crossdomain.steps import TrainState
 
 STATE_ITEMS = ("generators", "discriminators", "optimizers", "progress")
+BEST_RANK = "best_rank"
 META_ITEM = "meta"
 
 # Config sections whose values decide the shapes of the saved arrays. A
@@ -89,8 +90,15 @@ class Checkpoints:
   def __init__(self, workdir: str, config: ml_collections.ConfigDict, meta: dict[str, Any]):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._meta = meta
+    # The run's selection ranks each evaluated step (see `save`); BestN keeps
+    # the highest rank, the best step so far, beside the latest ones.
+    best = ocp.checkpoint_managers.BestN(
+        get_metric_fn=lambda metrics: metrics[BEST_RANK], n=1,
+        keep_checkpoints_without_metrics=False)
+    policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+        [ocp.checkpoint_managers.LatestN(config.keep_checkpoints), best])
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocp.checkpoint_managers.LatestN(config.keep_checkpoints),
+        preservation_policy=policy,
         # Temporary folders of saves that a killed run left behind.
         cleanup_tmp_directories=True,
         create=True)
@@ -100,11 +108,21 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, state: TrainState) -> None:
-    """Start an asynchronous save of `state` under its step."""
+  def save(self, state: TrainState, metrics: dict[str, float] | None = None,
+           extra: dict[str, Any] | None = None) -> None:
+    """Start an asynchronous save of `state` under its step.
+
+    Args:
+      state: the train state.
+      metrics: {BEST_RANK: rank} for evaluated steps, where rank grows with
+        each new best step and is -1 for other evaluated steps; None for
+        steps that were not evaluated.
+      extra: more JSON-serializable facts to store in the meta item.
+    """
     items = {name: ocp.args.StandardSave(tree) for name, tree in _split(state).items()}
-    items[META_ITEM] = ocp.args.JsonSave(self._meta)
-    self._manager.save(int(state.step), args=ocp.args.Composite(**items), force=True)
+    items[META_ITEM] = ocp.args.JsonSave({**self._meta, **(extra or {})})
+    self._manager.save(int(state.step), args=ocp.args.Composite(**items), metrics=metrics,
+                       force=True)
 
   def read_meta(self, step: int) -> dict[str, Any]:
     return self._manager.restore(step, args=ocp.args.Composite(

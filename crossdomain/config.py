@@ -5,6 +5,8 @@ and model. Every default lives here or in those files; the trainer reads
 fields directly and never supplies a fallback of its own.
 """
 
+import os
+
 import ml_collections
 
 from crossdomain.errors import UserInputError
@@ -65,6 +67,26 @@ def base_config() -> ml_collections.ConfigDict:
   config.optimizer.weight_decay = 1e-5
   config.optimizer.eps = 1e-8  # added to the root of Adam's second moment
 
+  # Translation quality on held-out data, measured every `every` steps and at
+  # the end. The evaluated step with the best `metric` is the run's ideal
+  # state; training stops after `patience` evaluations in a row without an
+  # improvement larger than `min_delta` (0 never stops early).
+  config.eval = ml_collections.ConfigDict()
+  config.eval.every = 1_000
+  config.eval.metric = ""
+  config.eval.patience = 0
+  config.eval.min_delta = 0.0
+  config.eval.max_examples = 3_000  # held-out examples per domain
+  config.eval.batch_size = 256  # examples per translation call
+  # Image domains: where trained evaluator classifiers are cached, and how
+  # many steps a new one trains.
+  config.eval.evaluator_dir = os.path.expanduser("~/.cache/crossdomain/evaluators")
+  config.eval.evaluator_steps = 2_000
+  config.eval.evaluator_examples = 20_000  # per domain, for A-against-B classifiers
+  # Vector domains: share of all translated points a target mode must
+  # receive, within 3 standard deviations, to count as covered.
+  config.eval.min_share = 0.02
+
   # Which networks step s updates: update_cycle[s % len(update_cycle)], "D"
   # for both discriminators, "G" for the generators. "DGG" is the reference.
   config.update_cycle = "DGG"
@@ -85,7 +107,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Raise ValueError naming the first field whose value cannot work."""
   for field in ("num_steps", "log_every", "sample_every", "checkpoint_every",
                 "keep_checkpoints", "data.batch_size", "data.num_sample_examples",
-                "optimizer.learning_rate"):
+                "optimizer.learning_rate", "eval.every", "eval.max_examples", "eval.batch_size"):
     section, _, name = field.rpartition(".")
     _positive((config[section] if section else config)[name], field)
 

@@ -122,3 +122,26 @@ def save_toy_scatter(path: str, points: dict[str, np.ndarray], modes_a: np.ndarr
   figure.tight_layout()
   figure.savefig(path, dpi=90)
   plt.close(figure)
+
+
+def save_eval_plot(path: str, history: list[tuple[int, dict[str, float]]], metric: str,
+                   best_step: int | None) -> None:
+  """Write each evaluation metric over steps, one panel each, with the best step marked."""
+  names = sorted({name for _, values in history for name in values})
+  columns = min(4, len(names))
+  rows = -(-len(names) // columns)
+  figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.8 * rows), squeeze=False)
+  for axis, name in zip(axes.flat, names):
+    points = [(step, values[name]) for step, values in history if name in values]
+    steps, values = zip(*points)
+    axis.plot(steps, values, marker="o", markersize=3)
+    if best_step is not None:
+      axis.axvline(best_step, color="tab:red", linestyle="--", linewidth=1)
+    axis.set_title(name + (" (selects the best step)" if name == metric else ""), fontsize=9)
+    axis.grid(True, alpha=0.3)
+  for axis in list(axes.flat)[len(names):]:
+    axis.set_visible(False)
+  figure.suptitle(f"evaluation metrics; dashed line: best step {best_step}")
+  figure.tight_layout()
+  figure.savefig(path, dpi=80)
+  plt.close(figure)

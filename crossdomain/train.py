@@ -1,92 +1,84 @@
-"""Training loop: data, mesh, state, jitted steps, logs, figures and checkpoints."""
+"""Training loop: data, mesh, state, jitted steps, evaluation, logs and checkpoints."""
 
 import functools
+import json
 import os
-import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 
-from crossdomain import checkpointing, config as config_lib, data as data_lib, parallel, plotting
-from crossdomain import divergence, preemption, steps
+from crossdomain import checkpointing, config as config_lib, data as data_lib, divergence
+from crossdomain import parallel, plotting, preemption, reporting, steps
 from crossdomain.data import pipeline
 from crossdomain.errors import UserInputError
+from crossdomain.evaluation import quality as quality_lib, selection as selection_lib
 from crossdomain.metric_writer import MetricWriter
 from crossdomain.models import build_networks
-
-
-def _sample_inputs(domains: data_lib.DomainPair, count: int) -> tuple[np.ndarray, np.ndarray]:
-  """Return the held-out examples that every figure of the run translates, in model range."""
-  if domains.is_image:
-    count_a, count_b = count, count
-  else:
-    count_a, count_b = len(domains.a.test), len(domains.b.test)
-  inputs = [pipeline.to_model_range(domain.test[:n]).numpy()
-            for domain, n in ((domains.a, count_a), (domains.b, count_b))]
-  return inputs[0], inputs[1]
-
-
-def _save_figures(workdir: str, step: int, domains: data_lib.DomainPair,
-                  inputs: tuple[np.ndarray, np.ndarray], outputs: dict[str, np.ndarray],
-                  history: list[dict]) -> None:
-  """Write the sample grid or toy scatter of this step and the loss graph."""
-  figures = os.path.join(workdir, "figures")
-  os.makedirs(figures, exist_ok=True)
-  inputs_a, inputs_b = inputs
-  if domains.is_image:
-    rows = dict(zip(plotting.SAMPLE_ROWS, (inputs_a, outputs["ab"], outputs["aba"],
-                                            inputs_b, outputs["ba"], outputs["bab"])))
-    plotting.save_sample_grid(os.path.join(figures, f"samples_{step:07d}.png"), rows, step)
-  else:
-    points = {"a": inputs_a, "b": inputs_b, "ab": outputs["ab"], "ba": outputs["ba"]}
-    plotting.save_toy_scatter(os.path.join(figures, f"toy_scatter_{step:07d}.png"), points,
-                              domains.a.test_labels, domains.b.test_labels, domains.mixtures, step)
-  plotting.save_loss_plot(os.path.join(workdir, "losses.png"), history)
-
-
-class _Progress:
-  """Steps per second over the last logging period and the estimated time left."""
-
-  def __init__(self, start_step: int, num_steps: int):
-    self.num_steps = num_steps
-    self.last_step, self.last_time = start_step, time.perf_counter()
-
-  def update(self, step: int) -> tuple[float, float]:
-    """Return (steps per second, seconds left); the first period includes compilation."""
-    now = time.perf_counter()
-    rate = (step - self.last_step) / (now - self.last_time)
-    self.last_step, self.last_time = step, now
-    return rate, (self.num_steps - step) / rate
-
-
-def _format_duration(seconds: float) -> str:
-  if not np.isfinite(seconds):
-    return "?"
-  minutes, seconds = divmod(int(seconds), 60)
-  hours, minutes = divmod(minutes, 60)
-  return f"{hours}:{minutes:02d}:{seconds:02d}"
-
-
-def _mean_metrics(window: list[dict[str, jax.Array]]) -> dict[str, float]:
-  """Average each metric over the steps of a logging period that produced it."""
-  fetched = jax.device_get(window)
-  names = sorted({name for metrics in fetched for name in metrics})
-  return {f"train_{name}": float(np.mean([m[name] for m in fetched if name in m]))
-          for name in names}
 
 
 def _due(step: int, period: int, last_step: int) -> bool:
   return step % period == 0 or step == last_step
 
 
+def _check_batch_fits(domains: data_lib.DomainPair, batch_size: int) -> None:
+  for name, domain in (("A", domains.a), ("B", domains.b)):
+    if len(domain.train) < batch_size:
+      raise UserInputError(
+          f"data.batch_size {batch_size} is larger than domain {name}'s "
+          f"{len(domain.train)} training examples; lower data.batch_size")
+
+
+def translate_all(translate, state: steps.TrainState, inputs_a: np.ndarray,
+                  inputs_b: np.ndarray, mesh: jax.sharding.Mesh,
+                  batch_size: int) -> dict[str, np.ndarray]:
+  """Translate whole held-out sets in fixed-size batches sharded over the mesh.
+
+  Every batch has `batch_size` rows (padded at the end), so one shape is compiled.
+  """
+  devices = mesh.devices.size
+  batch_size = -(-batch_size // devices) * devices
+  sharding = parallel.batch_sharding(mesh)
+  outputs = {name: [] for name in ("ab", "aba", "ba", "bab")}
+  for start in range(0, max(len(inputs_a), len(inputs_b)), batch_size):
+    chunks = []
+    for inputs in (inputs_a, inputs_b):
+      chunk = inputs[start:start + batch_size]
+      if len(chunk) == 0:
+        chunk = inputs[:1]
+      padding = np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)
+      chunks.append((len(inputs[start:start + batch_size]),
+                     jax.device_put(np.concatenate([chunk, padding]), sharding)))
+    (count_a, batch_a), (count_b, batch_b) = chunks
+    result = jax.device_get(translate(state.generator_params, state.generator_stats,
+                                      batch_a, batch_b))
+    for name in ("ab", "aba"):
+      outputs[name].append(result[name][:count_a])
+    for name in ("ba", "bab"):
+      outputs[name].append(result[name][:count_b])
+  return {name: np.concatenate(parts) for name, parts in outputs.items()}
+
+
+def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
+                       history: list[dict]) -> None:
+  """Continue the best-step record of a resumed run from its checkpoint and metric log."""
+  if saved:
+    selection.best_step = saved["best_step"]
+    selection.best_metrics = saved["best_metrics"]
+    selection.evaluations_since_best = saved["evaluations_since_best"]
+  prefix = "eval_"
+  selection.history = [
+      (record["step"], {name[len(prefix):]: value for name, value in record.items()
+                        if name.startswith(prefix)})
+      for record in history if any(name.startswith(prefix) for name in record)]
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState:
   """Train from scratch, or resume from the latest checkpoint in `workdir`.
 
   Returns:
-    The state after `config.num_steps` steps.
+    The state at the last step trained.
   """
   config_lib.validate(config)
   is_writer = jax.process_index() == 0
@@ -96,14 +88,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   parallel.check_batch_size(config.data.batch_size, mesh)
   replicated = parallel.replicated(mesh)
 
-  # Data and networks.
+  # Data, networks and the measure of translation quality.
   domains = data_lib.load(config.data, config.seed)
-  for name, domain in (("A", domains.a), ("B", domains.b)):
-    if len(domain.train) < config.data.batch_size:
-      raise UserInputError(
-          f"data.batch_size {config.data.batch_size} is larger than domain {name}'s "
-          f"{len(domain.train)} training examples; lower data.batch_size")
+  _check_batch_fits(domains, config.data.batch_size)
   networks = build_networks(config.model, domains.a.example_shape, domains.b.example_shape)
+  quality = quality_lib.make_quality(config, domains)
+  if quality is None:
+    logging.warning("No quality measure for data.name %r: training runs all %d steps "
+                    "without evaluation or early stopping.", config.data.name, config.num_steps)
+  eval_inputs = tuple(pipeline.to_model_range(domain.test[:config.eval.max_examples]).numpy()
+                      for domain in (domains.a, domains.b))
+  selection = selection_lib.Selection.from_config(config.eval)
+  if quality is not None and not config.eval.metric:
+    raise UserInputError("config.eval.metric is empty; name the metric that picks the best "
+                         "step, such as frechet_distance_mean for images")
 
   # State: fresh from the seed, or the latest checkpoint of this workdir.
   state = steps.init_state(networks, config, domains.a.example_shape, domains.b.example_shape)
@@ -111,9 +109,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   meta = checkpointing.make_meta(config, domains.a.example_shape, domains.b.example_shape)
   checkpoints = checkpointing.Checkpoints(workdir, config, meta)
   latest = checkpoints.latest_step()
+  saved_selection = None
   if latest is not None:
     logging.info("Resuming from the checkpoint at step %d in %s", latest, workdir)
     state = checkpoints.restore(latest, state)
+    saved_selection = checkpoints.read_meta(latest).get("selection")
   start_step = int(state.step)
 
   batches = pipeline.train_batches(domains.a.train, domains.b.train, config.data.batch_size,
@@ -129,17 +129,45 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
 
   update = {"D": compile_step(steps.discriminator_step), "G": compile_step(steps.generator_step)}
   translate = jax.jit(functools.partial(steps.translate, networks), out_shardings=replicated)
-  sample_inputs = _sample_inputs(domains, config.data.num_sample_examples)
-  sample_arrays = jax.device_put(sample_inputs, replicated)
+  sample_inputs = reporting.sample_inputs(domains, config.data.num_sample_examples)
 
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
-  progress = _Progress(start_step, config.num_steps)
+  _restore_selection(selection, saved_selection, writer.history if is_writer else [])
+  if selection.should_stop:
+    logging.info("This run stopped early at step %d; raise eval.patience to train on.",
+                 start_step)
+    checkpoints.close()
+    writer.close()
+    return state
+
+  progress = reporting.Progress(start_step, config.num_steps)
   window = []  # metrics of this logging period, for the means
   pending = []  # (step, metrics) not yet checked for non-finite values
   logging.info("Training steps %d to %d, batch %d over %d devices", start_step,
                config.num_steps, config.data.batch_size, mesh.devices.size)
 
+  def evaluate(done: int) -> dict | None:
+    """Measure translation quality; return the metrics that rank this step's checkpoint."""
+    outputs = translate_all(translate, state, *eval_inputs, mesh, config.eval.batch_size)
+    arrays = {"a": eval_inputs[0], "b": eval_inputs[1], **outputs}
+    report = quality(arrays)
+    improved = selection.update(done, report.metrics)
+    writer.write(done, {f"eval_{name}": value for name, value in report.metrics.items()})
+    logging.info("eval at step %d: %s = %.4f (best %.4f at step %d)%s", done, selection.metric,
+                 report.metrics[selection.metric], selection.best_value, selection.best_step,
+                 ", new best" if improved else "")
+    if is_writer:
+      if improved:
+        selection_lib.write_json(os.path.join(workdir, "ideal_state.json"),
+                                 selection.ideal_state(False, report.details))
+      plotting.save_eval_plot(os.path.join(workdir, "eval_metrics.png"), selection.history,
+                              selection.metric, selection.best_step)
+    # A rank instead of the metric itself, so that BestN keeps exactly the
+    # step the selection chose, also among equal values.
+    return {checkpointing.BEST_RANK: len(selection.history) if improved else -1}
+
   done = start_step
+  stopped_early = False
   try:
     with preemption.StopRequest() as stop:
       for step in range(start_step, config.num_steps):
@@ -155,7 +183,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
         if _due(done, config.log_every, config.num_steps):
           divergence.check_metrics(pending)
           pending = []
-          scalars = _mean_metrics(window)
+          scalars = reporting.mean_metrics(window)
           window = []
           rate, seconds_left = progress.update(done)
           writer.write(done, {**scalars, "steps_per_second": rate})
@@ -163,21 +191,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
               f"{name[6:]}={value:.4f}" for name, value in scalars.items()
               if name.startswith(("train_d_loss", "train_g_loss", "train_recon_")))
           logging.info("step %d/%d: %s | %.2f steps/s, %s left", done, config.num_steps,
-                       losses_text, rate, _format_duration(seconds_left))
+                       losses_text, rate, reporting.format_duration(seconds_left))
 
         if _due(done, config.sample_every, config.num_steps):
           # Every process runs the jitted translation; only the writer plots it.
-          outputs = jax.device_get(translate(state.generator_params, state.generator_stats,
-                                             *sample_arrays))
+          outputs = translate_all(translate, state, *sample_inputs, mesh,
+                                  config.eval.batch_size)
           if is_writer:
-            _save_figures(workdir, done, domains, sample_inputs, outputs, writer.history)
+            reporting.save_figures(workdir, done, domains, sample_inputs, outputs,
+                                   writer.history)
 
-        if _due(done, config.checkpoint_every, config.num_steps) or stop.requested:
+        evaluated = None
+        if quality is not None and _due(done, config.eval.every, config.num_steps):
+          divergence.check_metrics(pending)
+          pending = []
+          evaluated = evaluate(done)
+          stopped_early = selection.should_stop
+
+        if (_due(done, config.checkpoint_every, config.num_steps) or evaluated or stopped_early
+            or stop.requested):
           divergence.check_metrics(pending)
           pending = []
           divergence.check_state(state)
-          checkpoints.save(state)
+          checkpoints.save(state, metrics=evaluated, extra={"selection": {
+              "best_step": selection.best_step, "best_metrics": selection.best_metrics,
+              "evaluations_since_best": selection.evaluations_since_best}})
 
+        if stopped_early:
+          logging.info("Stopping early at step %d: %s has not improved for %d evaluations; "
+                       "the best step is %d.", done, selection.metric,
+                       selection.evaluations_since_best, selection.best_step)
+          break
         if stop.requested:
           checkpoints.wait()
           logging.warning("Stopped by %s after step %d; the checkpoint is saved and the next "
@@ -187,4 +231,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
     # Let asynchronous saves of good checkpoints finish, also when a step failed.
     checkpoints.close()
     writer.close()
+
+  if is_writer and selection.best_step is not None:
+    path = os.path.join(workdir, "ideal_state.json")
+    selection_lib.write_json(path, selection.ideal_state(stopped_early, _details(path)))
+    logging.info("Ideal state: step %d with %s = %.4f (%s); see %s", selection.best_step,
+                 selection.metric, selection.best_value, selection.rule(), path)
   return state
+
+
+def _details(path: str) -> dict:
+  """Keep the details that the best evaluation wrote, such as mode tables."""
+  if not os.path.exists(path):
+    return {}
+  with open(path) as handle:
+    return json.load(handle).get("details", {})

@@ -29,6 +29,7 @@ from crossdomain.models import Networks, build_networks
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BATCH_SIZE = 64  # examples per jitted call; the last batch is padded to it
+FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Translator:
   shape_a: tuple[int, ...]
   shape_b: tuple[int, ...]
   step: int
+  config: ml_collections.ConfigDict  # of the run that saved the checkpoint
 
   @functools.cached_property
   def _translate(self):
@@ -114,7 +116,7 @@ def load_translator(workdir: str, step: str = "latest") -> Translator:
       generators=ocp.args.StandardRestore(abstract)))["generators"]
   manager.close()
   return Translator(networks, restored["params"], restored["batch_stats"], shape_a, shape_b,
-                    chosen)
+                    chosen, config)
 
 
 def _image_files(path: str) -> list[tuple[str, str]]:
@@ -227,13 +229,15 @@ def translate_path(translator: Translator, direction: str, input_path: str, outp
   return written
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a training run.")
-_STEP = flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
-_DIRECTION = flags.DEFINE_enum("direction", None, ["a2b", "b2a"], "Translation direction.")
-_INPUT = flags.DEFINE_string("input", None, "Image file, folder of images, or CSV file.")
-_OUTPUT = flags.DEFINE_string("output", None, "Folder for the results.")
-_WITH_RECONSTRUCTION = flags.DEFINE_bool(
-    "with_reconstruction", False, "Also write each input translated back.")
+def _define_flags() -> None:
+  """Define the command's flags; only when run as a program, so importing stays free of them."""
+  flags.DEFINE_string("workdir", None, "Workdir of a training run.")
+  flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
+  flags.DEFINE_enum("direction", None, ["a2b", "b2a"], "Translation direction.")
+  flags.DEFINE_string("input", None, "Image file, folder of images, or CSV file.")
+  flags.DEFINE_string("output", None, "Folder for the results.")
+  flags.DEFINE_bool("with_reconstruction", False, "Also write each input translated back.")
+  flags.mark_flags_as_required(["workdir", "direction", "input", "output"])
 
 
 def main(argv):
@@ -241,15 +245,15 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   cli.quiet_library_logs()
   try:
-    translator = load_translator(_WORKDIR.value, _STEP.value)
-    written = translate_path(translator, _DIRECTION.value, _INPUT.value, _OUTPUT.value,
-                             _WITH_RECONSTRUCTION.value)
+    translator = load_translator(FLAGS.workdir, FLAGS.step)
+    written = translate_path(translator, FLAGS.direction, FLAGS.input, FLAGS.output,
+                             FLAGS.with_reconstruction)
   except UserInputError as error:
     raise SystemExit(f"error: {error}") from None
   logging.info("Wrote %d files to %s with the checkpoint at step %d", len(written),
-               _OUTPUT.value, translator.step)
+               FLAGS.output, translator.step)
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir", "direction", "input", "output"])
+  _define_flags()
   app.run(main)

@@ -28,9 +28,11 @@ def _tiny_config(**overrides):
   return config
 
 
-def _records(workdir):
+def _records(workdir, prefix="train_"):
+  """Return the metrics.jsonl records of one kind: train_ or eval_ metrics."""
   with open(os.path.join(workdir, "metrics.jsonl")) as handle:
-    return [json.loads(line) for line in handle]
+    records = [json.loads(line) for line in handle]
+  return [r for r in records if any(name.startswith(prefix) for name in r)]
 
 
 def _assert_trees_equal(left, right):

@@ -1,6 +1,9 @@
 """The translate command on a trained toy run."""
 
 import csv
+import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ def toy_run(tmp_path_factory):
   config = gmm_config.get_config()
   config.num_steps = 4
   config.checkpoint_every = 2
+  config.eval.every = 2
   config.data.num_train = 32
   config.data.batch_size = 16
   config.model.hidden = (8, 8)
@@ -64,9 +68,18 @@ def test_wrong_vector_length_names_file_and_line(toy_run, tmp_path):
                              str(tmp_path / "out"), with_reconstruction=False)
 
 
+def test_best_step_comes_from_ideal_state(toy_run, tmp_path):
+  workdir, _ = toy_run
+  with open(os.path.join(workdir, "ideal_state.json")) as handle:
+    best = json.load(handle)["step"]
+  assert translate.load_translator(workdir, "best").step == best
+
+  shutil.copytree(os.path.join(workdir, "checkpoints"), tmp_path / "checkpoints")
+  with pytest.raises(UserInputError, match="ideal_state.json not found"):
+    translate.load_translator(str(tmp_path), "best")
+
+
 def test_missing_checkpoint_step_is_an_error(toy_run):
   workdir, _ = toy_run
   with pytest.raises(UserInputError, match="no checkpoint at step 3"):
     translate.load_translator(workdir, "3")
-  with pytest.raises(UserInputError, match="ideal_state.json not found"):
-    translate.load_translator(workdir, "best")

@@ -1,0 +1,163 @@
+"""Measure translation quality of a saved checkpoint, or of arrays from any program.
+
+    python -m crossdomain.evaluate --workdir=DIR [--step=N|latest|best] [--json]
+    python -m crossdomain.evaluate --npz=FILE --config=configs/fashion_shoes_bags.py [--json]
+
+An NPZ file holds arrays `a`, `ab`, `aba`, `b`, `ba` and `bab`: held-out
+examples of both domains, their translations and their reconstructions. For
+images the arrays are [N, size, size] or [N, size, size, channels], as
+uint8, or floats in [0, 1] or [-1, 1]; for vectors they are [N, features].
+Both modes use the same evaluator and metrics as training, so other
+implementations are measured on the same scale.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from crossdomain import cli, data as data_lib
+from crossdomain.data import pipeline
+from crossdomain.errors import UserInputError
+from crossdomain.evaluation import metrics, quality as quality_lib
+
+ARRAY_NAMES = ("a", "ab", "aba", "b", "ba", "bab")
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a training run to evaluate.")
+_STEP = flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
+_NPZ = flags.DEFINE_string("npz", None, "NPZ file of translations made by any program.")
+_JSON = flags.DEFINE_bool("json", False, "Print only a JSON object of the metrics.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Run config that names the domains of an --npz file.", lock_config=True)
+
+
+def images_to_model_range(images: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
+  """Convert images of any accepted encoding to float32 [N, *shape] in [-1, 1]."""
+  images = np.asarray(images)
+  if images.ndim == len(shape):  # no channel axis
+    images = images[..., None]
+  if images.shape[1:] != tuple(shape):
+    raise UserInputError(f"array {name!r} has shape {images.shape}, expected [N, "
+                         f"{', '.join(map(str, shape))}] or [N, {shape[0]}, {shape[1]}]")
+  if images.dtype == np.uint8:
+    return images.astype(np.float32) / 127.5 - 1.0
+  images = images.astype(np.float32)
+  low, high = float(images.min()), float(images.max())
+  if low < -1.001 or high > 1.001:
+    raise UserInputError(f"array {name!r} spans [{low:.3g}, {high:.3g}]; expected uint8, or "
+                         f"floats in [0, 1] or [-1, 1]")
+  # Real images in [-1, 1] have a background near -1; none reach below 0 in [0, 1].
+  return images * 2.0 - 1.0 if low >= 0.0 else images
+
+
+def read_npz(path: str, domains: data_lib.DomainPair) -> dict[str, np.ndarray]:
+  """Read and normalize the six arrays of an NPZ file."""
+  if not os.path.isfile(path):
+    raise UserInputError(f"--npz {path} not found")
+  with np.load(path, allow_pickle=False) as archive:
+    missing = [name for name in ARRAY_NAMES if name not in archive]
+    if missing:
+      raise UserInputError(f"{path} lacks arrays {missing}; it needs {list(ARRAY_NAMES)}")
+    raw = {name: archive[name] for name in ARRAY_NAMES}
+  shapes = {"a": domains.a.example_shape, "b": domains.b.example_shape}
+  arrays = {}
+  for name, values in raw.items():
+    shape = shapes[name[-1]]  # ab ends in B's shape, aba in A's
+    if domains.is_image:
+      arrays[name] = images_to_model_range(values, shape, name)
+    else:
+      arrays[name] = np.asarray(values, np.float32).reshape(-1, *shape)
+  for source, outputs in (("a", ("ab", "aba")), ("b", ("ba", "bab"))):
+    for name in outputs:
+      if len(arrays[name]) != len(arrays[source]):
+        raise UserInputError(f"array {name!r} has {len(arrays[name])} rows but {source!r} "
+                             f"has {len(arrays[source])}; each needs one row per source")
+  return arrays
+
+
+def _source_labels(measure, arrays, domains: data_lib.DomainPair):
+  """Fit the measure to arrays whose source classes or modes are not given."""
+  if isinstance(measure, quality_lib.ToyQuality):
+    modes_a, _ = metrics.nearest_modes(arrays["a"], measure.mixtures[0])
+    modes_b, _ = metrics.nearest_modes(arrays["b"], measure.mixtures[1])
+    return dataclasses.replace(measure, modes_a=modes_a, modes_b=modes_b)
+  if measure.subclasses_a is None:
+    return measure
+  # Look each source image up among the held-out images, whose classes are
+  # known; an image that is not among them gets the evaluator's prediction.
+  known = {pipeline.to_model_range(image).numpy().round(4).tobytes(): label
+           for image, label in zip(domains.a.test, domains.a.test_labels)}
+  predicted = np.asarray(measure.classes_a)[np.argmax(
+      measure.evaluator.logits(arrays["a"])[:, list(measure.classes_a)], axis=1)]
+  labels = np.array([known.get(image.round(4).tobytes(), guess)
+                     for image, guess in zip(arrays["a"], predicted)])
+  logging.info("%d of %d source images found among the held-out images",
+               sum(image.round(4).tobytes() in known for image in arrays["a"]), len(labels))
+  return dataclasses.replace(measure, subclasses_a=labels)
+
+
+def evaluate_npz(path: str, config) -> quality_lib.Report:
+  domains = data_lib.load(config.data, config.seed)
+  measure = quality_lib.make_quality(config, domains)
+  if measure is None:
+    raise UserInputError(f"data.name {config.data.name!r} has no quality measure")
+  arrays = read_npz(path, domains)
+  return _source_labels(measure, arrays, domains)(arrays)
+
+
+def evaluate_checkpoint(workdir: str, step: str) -> tuple[int, quality_lib.Report]:
+  """Translate the held-out data with a checkpoint's generators and measure the result."""
+  from crossdomain import translate
+
+  translator = translate.load_translator(workdir, step)
+  config = translator.config
+  domains = data_lib.load(config.data, config.seed)
+  measure = quality_lib.make_quality(config, domains)
+  if measure is None:
+    raise UserInputError(f"data.name {config.data.name!r} has no quality measure")
+  inputs = {name: pipeline.to_model_range(domain.test[:config.eval.max_examples]).numpy()
+            for name, domain in (("a", domains.a), ("b", domains.b))}
+  forward_a = translator(inputs["a"], "a2b")
+  forward_b = translator(inputs["b"], "b2a")
+  arrays = {**inputs, "ab": forward_a["translated"], "aba": forward_a["reconstructed"],
+            "ba": forward_b["translated"], "bab": forward_b["reconstructed"]}
+  return translator.step, measure(arrays)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.quiet_library_logs()
+  if bool(_WORKDIR.value) == bool(_NPZ.value):
+    raise app.UsageError("give exactly one of --workdir and --npz")
+  try:
+    if _NPZ.value:
+      if _CONFIG.value is None:
+        raise UserInputError("--npz needs --config, the run config that names the domains")
+      report = evaluate_npz(_NPZ.value, _CONFIG.value)
+      source = _NPZ.value
+    else:
+      step, report = evaluate_checkpoint(_WORKDIR.value, _STEP.value)
+      source = f"{_WORKDIR.value} at step {step}"
+      path = os.path.join(_WORKDIR.value, f"evaluation_{step:07d}.json")
+      with open(path, "w") as handle:
+        json.dump({"step": step, "metrics": report.metrics, "details": report.details},
+                  handle, indent=2)
+  except UserInputError as error:
+    raise SystemExit(f"error: {error}") from None
+
+  if _JSON.value:
+    print(json.dumps(report.metrics, sort_keys=True))
+    return
+  print(f"Translation quality of {source}:")
+  for name, value in sorted(report.metrics.items()):
+    print(f"  {name:32s} {value:.6g}")
+  for name, text in sorted(report.details.items()):
+    print(f"\n{name}:\n{text}")
+
+
+if __name__ == "__main__":
+  app.run(main)

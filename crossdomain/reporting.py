@@ -1,0 +1,70 @@
+"""What a run shows its user: progress lines, figures and metric averages."""
+
+import os
+import time
+
+import jax
+import numpy as np
+
+from crossdomain import data as data_lib, plotting
+from crossdomain.data import pipeline
+
+
+def sample_inputs(domains: data_lib.DomainPair, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """Return the held-out examples that every figure of the run translates, in model range."""
+  if domains.is_image:
+    count_a = count_b = min(count, len(domains.a.test), len(domains.b.test))
+  else:
+    count_a, count_b = len(domains.a.test), len(domains.b.test)
+  inputs = [pipeline.to_model_range(domain.test[:n]).numpy()
+            for domain, n in ((domains.a, count_a), (domains.b, count_b))]
+  return inputs[0], inputs[1]
+
+
+def save_figures(workdir: str, step: int, domains: data_lib.DomainPair,
+                  inputs: tuple[np.ndarray, np.ndarray], outputs: dict[str, np.ndarray],
+                  history: list[dict]) -> None:
+  """Write the sample grid or toy scatter of this step and the loss graph."""
+  figures = os.path.join(workdir, "figures")
+  os.makedirs(figures, exist_ok=True)
+  inputs_a, inputs_b = inputs
+  if domains.is_image:
+    rows = dict(zip(plotting.SAMPLE_ROWS, (inputs_a, outputs["ab"], outputs["aba"],
+                                            inputs_b, outputs["ba"], outputs["bab"])))
+    plotting.save_sample_grid(os.path.join(figures, f"samples_{step:07d}.png"), rows, step)
+  elif domains.mixtures is not None:
+    points = {"a": inputs_a, "b": inputs_b, "ab": outputs["ab"], "ba": outputs["ba"]}
+    plotting.save_toy_scatter(os.path.join(figures, f"toy_scatter_{step:07d}.png"), points,
+                              domains.a.test_labels, domains.b.test_labels, domains.mixtures, step)
+  plotting.save_loss_plot(os.path.join(workdir, "losses.png"), history)
+
+
+class Progress:
+  """Steps per second over the last logging period and the estimated time left."""
+
+  def __init__(self, start_step: int, num_steps: int):
+    self.num_steps = num_steps
+    self.last_step, self.last_time = start_step, time.perf_counter()
+
+  def update(self, step: int) -> tuple[float, float]:
+    """Return (steps per second, seconds left); the first period includes compilation."""
+    now = time.perf_counter()
+    rate = (step - self.last_step) / (now - self.last_time)
+    self.last_step, self.last_time = step, now
+    return rate, (self.num_steps - step) / rate
+
+
+def format_duration(seconds: float) -> str:
+  if not np.isfinite(seconds):
+    return "?"
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def mean_metrics(window: list[dict[str, jax.Array]]) -> dict[str, float]:
+  """Average each metric over the steps of a logging period that produced it."""
+  fetched = jax.device_get(window)
+  names = sorted({name for metrics in fetched for name in metrics})
+  return {f"train_{name}": float(np.mean([m[name] for m in fetched if name in m]))
+          for name in names}

@@ -1,0 +1,166 @@
+"""Translation quality measures on maps with known answers, and best-step selection."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from crossdomain import train
+from crossdomain.data import gmm
+from crossdomain.errors import UserInputError
+from crossdomain.evaluation import classifier, quality, selection
+from tests import runs
+
+MIXTURE_A = gmm.Mixture(((0.0, 0.0), (2.0, 2.0), (-2.0, 2.0)), 0.05)
+MIXTURE_B = gmm.Mixture(((-1.0, -1.0), (1.0, 1.0)), 0.05)
+
+
+def _toy_arrays(rng):
+  a, modes_a = MIXTURE_A.sample(600, rng)
+  b, modes_b = MIXTURE_B.sample(400, rng)
+  return a, modes_a, b, modes_b
+
+
+def test_toy_quality_of_ideal_map():
+  a, modes_a, b, modes_b = _toy_arrays(np.random.default_rng(0))
+  ab, _ = MIXTURE_B.sample(600, np.random.default_rng(1))
+  ba, _ = MIXTURE_A.sample(400, np.random.default_rng(2))
+  report = quality.ToyQuality((MIXTURE_A, MIXTURE_B), modes_a, modes_b)(
+      {"a": a, "b": b, "ab": ab, "ba": ba, "aba": a, "bab": b})
+
+  assert report.metrics["mode_coverage_ab"] == 2
+  assert report.metrics["mode_coverage_ba"] == 3
+  assert report.metrics["high_quality_ab"] > 0.97
+  assert report.metrics["coverage_quality"] > 0.97
+  assert report.metrics["cycle_mse_a"] == 0.0
+  assert "off-mode" in report.details["mode_mapping_ab"]
+
+
+def test_toy_quality_of_collapsed_map():
+  a, modes_a, b, modes_b = _toy_arrays(np.random.default_rng(0))
+  ab = np.tile(MIXTURE_B.means[1], (len(a), 1))
+  ba = np.tile(MIXTURE_A.means[0], (len(b), 1))
+  report = quality.ToyQuality((MIXTURE_A, MIXTURE_B), modes_a, modes_b)(
+      {"a": a, "b": b, "ab": ab, "ba": ba, "aba": a + 1.0, "bab": b})
+
+  assert report.metrics["mode_coverage_ab"] == 1
+  assert report.metrics["mode_coverage_ba"] == 1
+  # One of two B modes and one of three A modes, every point on its mode.
+  assert report.metrics["coverage_quality"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+  assert report.metrics["cycle_mse_a"] == pytest.approx(1.0)
+
+
+def _synthetic_images(rng, count, domain):
+  """16x16x1 uint8 images: A has a bright block at one of three columns (its subclass), B a bar."""
+  images = rng.integers(0, 40, size=(count, 16, 16, 1)).astype(np.uint8)
+  subclasses = rng.integers(0, 3, size=count)
+  for image, subclass in zip(images, subclasses):
+    if domain == "a":
+      image[2:7, 1 + 5 * subclass:5 + 5 * subclass] = 250
+    else:
+      image[10:14, 2:14] = 250
+  return images, subclasses
+
+
+@pytest.fixture(scope="module")
+def image_setup(tmp_path_factory):
+  rng = np.random.default_rng(0)
+  train_a, _ = _synthetic_images(rng, 300, "a")
+  train_b, _ = _synthetic_images(rng, 300, "b")
+  test_a, subclasses = _synthetic_images(rng, 240, "a")
+  test_b, _ = _synthetic_images(rng, 240, "b")
+  evaluator = classifier.domain_pair_evaluator(
+      str(tmp_path_factory.mktemp("evaluators")), "synthetic_16x16x1", train_a, train_b,
+      test_a, test_b, steps=150, seed=0)
+  measure = quality.ImageQuality(evaluator, (0,), (1,), subclasses, seed=0)
+  scaled = {name: classifier.scale_images(images) for name, images in
+            (("a", test_a), ("b", test_b))}
+  return measure, scaled
+
+
+def test_image_quality_of_real_images_as_translations(image_setup):
+  measure, real = image_setup
+  # A perfect translator's outputs are indistinguishable from real targets:
+  # here they are the real targets themselves, so distances sit at zero.
+  arrays = {"a": real["a"], "b": real["b"], "ab": real["b"], "ba": real["a"],
+            "aba": real["a"], "bab": real["b"]}
+  report = measure(arrays).metrics
+
+  assert report["target_accuracy_ab"] > 0.95
+  assert report["target_accuracy_ba"] > 0.95
+  assert report["frechet_distance_ab"] == pytest.approx(0.0, abs=1e-6)
+  assert report["cycle_mse_a"] == 0.0
+  assert report["frechet_distance_floor_b"] > 0.0
+
+
+def test_image_quality_of_identity_map(image_setup):
+  measure, real = image_setup
+  arrays = {"a": real["a"], "b": real["b"], "ab": real["a"], "ba": real["b"],
+            "aba": real["a"], "bab": real["b"]}
+  report = measure(arrays).metrics
+
+  # Nothing was translated: the evaluator sees the source domain.
+  assert report["target_accuracy_ab"] < 0.05
+  assert report["frechet_distance_ab"] > 10 * report["frechet_distance_floor_b"]
+  # The source subclass is kept, so a probe reads it back.
+  assert report["subclass_probe_accuracy"] > 0.9
+
+
+def test_image_quality_of_collapsed_map(image_setup):
+  measure, real = image_setup
+  collapsed = np.repeat(real["b"][:1], len(real["a"]), axis=0)
+  arrays = {"a": real["a"], "b": real["b"], "ab": collapsed, "ba": real["a"],
+            "aba": real["a"], "bab": real["b"]}
+  report = measure(arrays).metrics
+
+  assert report["target_accuracy_ab"] > 0.95  # every output looks like a B
+  assert report["subclass_probe_accuracy"] <= report["subclass_probe_chance"] + 1e-9
+  assert report["frechet_distance_ab"] > 10 * report["frechet_distance_floor_b"]
+
+
+def test_selection_tracks_best_and_patience():
+  chosen = selection.Selection("frechet_distance_mean", patience=2, min_delta=0.5)
+  assert chosen.update(10, {"frechet_distance_mean": 5.0})
+  assert not chosen.update(20, {"frechet_distance_mean": 4.8})  # within min_delta
+  assert not chosen.should_stop
+  assert chosen.update(30, {"frechet_distance_mean": 4.0})
+  assert not chosen.update(40, {"frechet_distance_mean": 6.0})
+  assert not chosen.update(50, {"frechet_distance_mean": 4.1})
+  assert chosen.should_stop
+  assert (chosen.best_step, chosen.best_value) == (30, 4.0)
+
+  higher = selection.Selection("target_accuracy_ab", patience=0, min_delta=0.0)
+  higher.update(1, {"target_accuracy_ab": 0.5})
+  assert higher.update(2, {"target_accuracy_ab": 0.6})
+  assert not higher.should_stop
+
+
+def test_selection_rejects_unknown_metric():
+  with pytest.raises(UserInputError, match="eval.metric 'fid' is not measured"):
+    selection.Selection("fid", 0, 0.0).update(1, {"frechet_distance_mean": 1.0})
+
+
+def test_toy_run_keeps_best_checkpoint_and_stops_early(tmp_path):
+  # No later evaluation can beat the first by min_delta, so the run stops
+  # after `patience` more evaluations and keeps step 2 as its best.
+  config = runs.tiny_config(num_steps=100, checkpoint_every=100, keep_checkpoints=1,
+                            **{"eval.every": 2, "eval.patience": 2, "eval.min_delta": 10.0})
+  state = train.train_and_evaluate(config, str(tmp_path))
+
+  assert int(state.step) == 6
+  with open(tmp_path / "ideal_state.json") as handle:
+    ideal = json.load(handle)
+  assert ideal["step"] == 2
+  assert ideal["stopped_early"] is True
+  assert ideal["evaluations"] == 3
+  assert ideal["metric"] == "coverage_quality"
+  assert set(ideal["metrics"]) >= {"mode_coverage_ab", "mode_coverage_ba", "high_quality_ab",
+                                   "high_quality_ba", "cycle_mse_a", "cycle_mse_b"}
+  # The best checkpoint is kept beside the latest one.
+  assert runs.saved_steps(str(tmp_path)) == [2, 6]
+  assert os.path.getsize(tmp_path / "eval_metrics.png") > 0
+
+  # Starting the stopped run again trains nothing more.
+  again = train.train_and_evaluate(config, str(tmp_path))
+  assert int(again.step) == 6
