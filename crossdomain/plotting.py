@@ -73,7 +73,8 @@ def save_loss_plot(path: str, history: list[dict]) -> None:
   plt.close(figure)
 
 
-def _density_contours(axis, mixture: Mixture, limits: tuple[float, float, float, float]) -> None:
+def density_contours(axis, mixture: Mixture, limits: tuple[float, float, float, float]) -> None:
+  """Shade a mixture's density over limits (x_min, x_max, y_min, y_max)."""
   x_min, x_max, y_min, y_max = limits
   xs, ys = np.meshgrid(np.linspace(x_min, x_max, 200), np.linspace(y_min, y_max, 200))
   grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
@@ -81,7 +82,8 @@ def _density_contours(axis, mixture: Mixture, limits: tuple[float, float, float,
   axis.contourf(xs, ys, density, levels=12, cmap="Greys", alpha=0.6)
 
 
-def _scatter(axis, points: np.ndarray, modes: np.ndarray, title: str) -> None:
+def scatter_by_mode(axis, points: np.ndarray, modes: np.ndarray, title: str) -> None:
+  """Scatter points [N, 2], each in the colour of its mode."""
   colors = plt.get_cmap("tab10")(np.asarray(modes) % 10)
   axis.scatter(points[:, 0], points[:, 1], c=colors, s=6, alpha=0.7, linewidths=0)
   axis.set_title(title, fontsize=10)
@@ -109,12 +111,12 @@ def save_toy_scatter(path: str, points: dict[str, np.ndarray], modes_a: np.ndarr
   mixture_a, mixture_b = mixtures
 
   figure, axes = plt.subplots(1, 4, figsize=(16, 4.4))
-  _scatter(axes[0], points["a"], modes_a, "A, by mode")
-  _scatter(axes[1], points["b"], modes_b, "B, by mode")
-  _density_contours(axes[2], mixture_b, limits)
-  _scatter(axes[2], points["ab"], modes_a, "G_AB(A) over density of B,\nby mode of A")
-  _density_contours(axes[3], mixture_a, limits)
-  _scatter(axes[3], points["ba"], modes_b, "G_BA(B) over density of A,\nby mode of B")
+  scatter_by_mode(axes[0], points["a"], modes_a, "A, by mode")
+  scatter_by_mode(axes[1], points["b"], modes_b, "B, by mode")
+  density_contours(axes[2], mixture_b, limits)
+  scatter_by_mode(axes[2], points["ab"], modes_a, "G_AB(A) over density of B,\nby mode of A")
+  density_contours(axes[3], mixture_a, limits)
+  scatter_by_mode(axes[3], points["ba"], modes_b, "G_BA(B) over density of A,\nby mode of B")
   for axis in axes:
     axis.set_xlim(limits[0], limits[1])
     axis.set_ylim(limits[2], limits[3])

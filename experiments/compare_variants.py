@@ -1,0 +1,154 @@
+"""Compare gan, recongan and discogan over several seeds, and write docs/RESULTS.md.
+
+    uv run python -m experiments.compare_variants --datasets=gmm,gmm_ring,fashion \\
+        --seeds=3 --fashion_steps=1000
+
+Each run trains with early stopping off, so every variant gets the same
+steps, and reports the metrics of its ideal state: the evaluated step with
+the best `eval.metric` (see crossdomain/evaluation/selection.py). The toy
+figure shows G_AB(A) over B's density for each variant, as in the DiscoGAN
+paper's mixture experiment.
+"""
+
+import json
+import os
+import time
+
+import jax
+import matplotlib
+import numpy as np
+from absl import app, flags, logging
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from configs import fashion_shoes_bags, gmm, gmm_ring  # noqa: E402
+from crossdomain import cli, data as data_lib, plotting, train, translate  # noqa: E402
+from crossdomain.data import pipeline  # noqa: E402
+
+VARIANTS = ("gan", "recongan", "discogan")
+CONFIGS = {"gmm": gmm.get_config, "gmm_ring": gmm_ring.get_config,
+           "fashion": fashion_shoes_bags.get_config}
+# Metrics reported per dataset, in table order.
+REPORTED = {
+    "toy": ("mode_coverage_ab", "mode_coverage_ba", "high_quality_ab", "high_quality_ba",
+            "cycle_mse_a", "cycle_mse_b", "coverage_quality"),
+    "image": ("target_accuracy_ab", "target_accuracy_ba", "frechet_distance_ab",
+              "frechet_distance_floor_b", "frechet_distance_ba", "frechet_distance_floor_a",
+              "kid_ab", "kid_ba", "cycle_mse_a", "cycle_mse_b", "subclass_probe_accuracy",
+              "subclass_probe_chance"),
+}
+
+_DATASETS = flags.DEFINE_list("datasets", ["gmm", "gmm_ring"], f"Any of {sorted(CONFIGS)}.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant: 0, 1, ...")
+_FASHION_STEPS = flags.DEFINE_integer("fashion_steps", 1_000, "Training steps of each "
+                                      "Fashion-MNIST run; the toys keep their config's.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/experiments", "Folder for the runs.")
+_OUTPUT = flags.DEFINE_string("output", "docs", "Folder for RESULTS.md and its figures.")
+
+
+def run_one(dataset: str, variant: str, seed: int) -> dict:
+  """Train one run, or reuse a finished one, and return its ideal state and training time."""
+  config = CONFIGS[dataset]()
+  config.seed = seed
+  config.loss.variant = variant
+  config.eval.patience = 0
+  if dataset == "fashion":
+    config.num_steps = _FASHION_STEPS.value
+    config.eval.every = max(config.num_steps // 4, 1)
+  else:
+    config.eval.every = 2_000
+  workdir = os.path.join(_WORKDIR.value, f"{dataset}_{variant}_seed{seed}")
+  timing = os.path.join(workdir, "training_seconds.json")
+  if not os.path.exists(timing):
+    # A finished run is reused; its recorded time is reported again.
+    start = time.perf_counter()
+    train.train_and_evaluate(config, workdir)
+    with open(timing, "w") as handle:
+      json.dump({"seconds": time.perf_counter() - start}, handle)
+  with open(timing) as handle:
+    seconds = json.load(handle)["seconds"]
+  with open(os.path.join(workdir, "ideal_state.json")) as handle:
+    ideal = json.load(handle)
+  return {"workdir": workdir, "seconds": seconds, **ideal}
+
+
+def _mean_std(values: list[float]) -> str:
+  if len(values) == 1:
+    return f"{values[0]:.4g}"
+  return f"{np.mean(values):.4g} ± {np.std(values, ddof=1):.2g}"
+
+
+def results_table(dataset: str, results: dict) -> str:
+  kind = "image" if dataset == "fashion" else "toy"
+  names = REPORTED[kind]
+  lines = ["| variant | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+  for variant in VARIANTS:
+    runs = results[variant]
+    cells = [_mean_std([run["metrics"][name] for run in runs]) for name in names]
+    lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def toy_figure(dataset: str, results: dict, path: str) -> None:
+  """G_AB(A) over B's density for each variant, seed 0, at its ideal state."""
+  config = CONFIGS[dataset]()
+  domains = data_lib.load(config.data, config.seed)
+  inputs = pipeline.to_model_range(domains.a.test).numpy()
+  figure, axes = plt.subplots(1, len(VARIANTS), figsize=(5 * len(VARIANTS), 4.6))
+  limits = (-3.5, 3.5, -3.5, 3.5)
+  for axis, variant in zip(axes, VARIANTS):
+    run = results[variant][0]
+    translator = translate.load_translator(run["workdir"], "best")
+    points = translator(inputs, "a2b")["translated"]
+    plotting.density_contours(axis, domains.mixtures[1], limits)
+    coverage = run["metrics"]["mode_coverage_ab"]
+    plotting.scatter_by_mode(axis, points, domains.a.test_labels,
+                             f"{variant}: G_AB(A), step {run['step']}\n"
+                             f"{coverage:.0f} of {domains.mixtures[1].num_modes} B modes covered")
+    axis.set_xlim(*limits[:2])
+    axis.set_ylim(*limits[2:])
+  figure.tight_layout()
+  figure.savefig(path, dpi=90)
+  plt.close(figure)
+
+
+def main(argv):
+  del argv
+  cli.quiet_library_logs()
+  os.makedirs(os.path.join(_OUTPUT.value, "figures"), exist_ok=True)
+  started = time.perf_counter()
+  sections = []
+  for dataset in _DATASETS.value:
+    results = {variant: [run_one(dataset, variant, seed) for seed in range(_SEEDS.value)]
+               for variant in VARIANTS}
+    seconds = sum(run["seconds"] for runs in results.values() for run in runs)
+    text = [f"## {dataset}", "",
+            f"{_SEEDS.value} seeds per variant, mean ± standard deviation at each run's ideal "
+            f"state; {seconds / 60:.1f} minutes of training in all.", "",
+            results_table(dataset, results), ""]
+    if dataset != "fashion":
+      name = f"figures/{dataset}_variants.png"
+      toy_figure(dataset, results, os.path.join(_OUTPUT.value, name))
+      text += [f"![G_AB(A) per variant]({name})", ""]
+    steps = sorted({run["step"] for runs in results.values() for run in runs})
+    text += [f"Ideal-state steps chosen: {steps}.", ""]
+    sections.append("\n".join(text))
+    logging.info("%s done in %.1f minutes", dataset, seconds / 60)
+
+  command = ("uv run python -m experiments.compare_variants "
+             f"--datasets={','.join(_DATASETS.value)} --seeds={_SEEDS.value} "
+             f"--fashion_steps={_FASHION_STEPS.value}")
+  header = ["# Results: gan, recongan and discogan", "",
+            f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
+            f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
+            f"{(time.perf_counter() - started) / 60:.1f} minutes in all.", "",
+            "`gan` trains no reconstruction, `recongan` reconstructs A -> B -> A only, "
+            "`discogan` both cycles. Metrics are defined in "
+            "crossdomain/evaluation/quality.py.", ""]
+  with open(os.path.join(_OUTPUT.value, "RESULTS.md"), "w") as handle:
+    handle.write("\n".join(header + sections))
+
+
+if __name__ == "__main__":
+  app.run(main)
