@@ -1,6 +1,6 @@
 """DiscoGAN between Fashion-MNIST shoes (A) and bags (B) at 32x32x1.
 
-Domain A holds sandals, sneakers and ankle boots, domain B bags; the two are
+Domain A contains sandals, sneakers and ankle boots, domain B bags; the two are
 drawn independently. Losses and schedule are the reference implementation's.
 
     python -m crossdomain.main --config=configs/fashion_shoes_bags.py --workdir=/tmp/fmnist

@@ -5,7 +5,7 @@ updates done. Orbax writes each one to a temporary folder and renames it
 when complete, so a run killed mid-save never leaves a checkpoint that a
 restart would pick up.
 
-A checkpoint holds the train state in four items, so that a program that
+A checkpoint stores the train state in four items, so that a program that
 only translates can read the generators alone, and a `meta` item that
 records the config and example shapes it was made with.
 """

@@ -69,8 +69,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Translation quality on held-out data, measured every `every` steps and at
   # the end. The evaluated step with the best `metric` is the run's ideal
-  # state; training stops after `patience` evaluations in a row without an
-  # improvement larger than `min_delta` (0 never stops early).
+  # state. Training stops after `patience` evaluations in a row without an
+  # improvement larger than `min_delta`, and never when patience is 0.
   config.eval = ml_collections.ConfigDict()
   config.eval.every = 1_000
   config.eval.metric = ""

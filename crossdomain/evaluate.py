@@ -3,7 +3,7 @@
     python -m crossdomain.evaluate --workdir=DIR [--step=N|latest|best] [--json]
     python -m crossdomain.evaluate --npz=FILE --config=configs/fashion_shoes_bags.py [--json]
 
-An NPZ file holds arrays `a`, `ab`, `aba`, `b`, `ba` and `bab`: held-out
+An NPZ file contains arrays `a`, `ab`, `aba`, `b`, `ba` and `bab`: held-out
 examples of both domains, their translations and their reconstructions. For
 images the arrays are [N, size, size] or [N, size, size, channels], as
 uint8, or floats in [0, 1] or [-1, 1]; for vectors they are [N, features].

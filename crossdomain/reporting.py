@@ -1,4 +1,4 @@
-"""What a run shows its user: progress lines, figures and metric averages."""
+"""Progress lines, figures and metric averages: the parts of a run its user looks at."""
 
 import os
 import time

@@ -4,7 +4,7 @@
         --input=PATH --output=DIR [--step=N|best] [--with_reconstruction]
 
 Images (a folder, searched recursively, or single PNG or JPEG files) are
-written as PNG files of the same names; a CSV file of vectors is written as
+written as PNG files of the same names. A CSV file of vectors is written as
 a CSV file. Only the generators are read from the checkpoint, and batch
 norm uses the running statistics kept from training.
 """
@@ -187,7 +187,7 @@ def read_vectors(path: str, features: int) -> np.ndarray:
                              f"model expects vectors of {features}")
       rows.append(values)
   if not rows:
-    raise UserInputError(f"{path} holds no vectors")
+    raise UserInputError(f"{path} contains no vectors; expected one vector per row")
   return np.asarray(rows, np.float32)
 
 

@@ -53,7 +53,7 @@ class Domain:
 
 @dataclasses.dataclass(frozen=True)
 class DomainPair:
-  """Domains A and B; `mixtures` holds their known densities for the toy, else None."""
+  """Domains A and B; `mixtures` contains their known densities for the toy, else None."""
 
   a: Domain
   b: Domain

@@ -86,7 +86,7 @@ class ImageQuality:
   Attributes:
     evaluator: classifier trained on real images of both domains.
     classes_a, classes_b: the evaluator's classes that count as domain A and B.
-    subclasses_a: the evaluator class of each held-out A image when A holds
+    subclasses_a: the evaluator class of each held-out A image when A contains
       several classes (sandal, sneaker, ankle boot), else None.
     seed: seed of the random halves and KID subsets.
   """
@@ -137,7 +137,7 @@ class ImageQuality:
     return Report(values, details)
 
   def _subclass_probe(self, translated: np.ndarray, real: np.ndarray) -> dict[str, float]:
-    """How well the source class of each A image can be read back from its translation."""
+    """Measure how well the source class of each A image can be read back from its translation."""
     labels = np.asarray(self.subclasses_a)
     first, second = metrics.split_halves(len(labels), self.seed)
     probe = metrics.linear_probe_accuracy(translated[first], labels[first],
@@ -158,9 +158,9 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
   """Return the measure of translation quality that fits the run's data, or None.
 
   Vector domains without a known density have no measure yet (None).
-  Image domains need an evaluator classifier; the first run trains it (about
-  a minute and a half on two CPU cores for Fashion-MNIST) and caches it in
-  `config.eval.evaluator_dir`.
+  Image domains need an evaluator classifier. The first run trains it, in
+  about a minute and a half on two CPU cores for Fashion-MNIST, and caches it
+  in `config.eval.evaluator_dir`.
   """
   if domains.mixtures is not None:
     count = config.eval.max_examples
