@@ -6,8 +6,8 @@ epochs, MLPs of two hidden layers of 256 units.
 
     python -m crossdomain.main --config=configs/gmm.py --workdir=/tmp/gmm
 
-About 2 minutes on a 2-core CPU. The translated points of every A mode land
-on one of B's two modes (see toy_scatter.png).
+About a minute of training on a 2-core CPU. The translated points of every A
+mode land on one of B's two modes (see figures/toy_scatter_<step>.png).
 """
 
 from crossdomain import config as base

@@ -29,7 +29,12 @@ FLAGS = flags.FLAGS
 def _parse_flags(argv: list[str]) -> list[str]:
   """Parse flags, reporting an unknown config field in one line instead of a traceback."""
   try:
-    return FLAGS(argv)
+    remaining = FLAGS(argv)
+    FLAGS.config.to_dict()  # a config file that failed to load raises here
+    return remaining
+  except OSError as error:
+    cause = error.__cause__ or error
+    sys.exit(f"FATAL Flags parsing error: --config could not be loaded: {cause}")
   except (AttributeError, KeyError) as error:
     # ml_collections raises these for --config.FIELD overrides of fields that
     # do not exist; the message names the field and a close match.
@@ -81,7 +86,6 @@ def main(argv):
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (UserInputError, FileNotFoundError, TrainingDivergedError) as error:
-    logging.error("%s", error)
     sys.exit(f"error: {error}")
 
 

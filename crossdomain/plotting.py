@@ -62,12 +62,15 @@ def save_loss_plot(path: str, history: list[dict]) -> None:
     points = [(record["step"], record[name]) for record in history if name in record]
     if points:
       steps, values = zip(*points)
-      axis.plot(steps, values, label=label)
+      # Markers keep a curve of one or two points visible.
+      axis.plot(steps, values, label=label, marker="o" if len(points) < 20 else None,
+                markersize=3)
   axis.set_xlabel("step")
   axis.set_ylabel("loss (mean over each logging period)")
   axis.set_yscale("log")
   axis.grid(True, alpha=0.3)
-  axis.legend()
+  if axis.get_lines():
+    axis.legend()
   figure.tight_layout()
   figure.savefig(path, dpi=90)
   plt.close(figure)

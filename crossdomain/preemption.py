@@ -5,6 +5,7 @@ finishes its step, writes a checkpoint, waits for it to reach the disk and
 returns, so the next start resumes there.
 """
 
+import os
 import signal
 import threading
 
@@ -16,9 +17,9 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class StopRequest:
   """Context manager whose `requested` becomes true on SIGTERM or SIGINT.
 
-  A second signal while the first is being honoured restores the default
-  handler behaviour for that signal, so pressing Ctrl-C twice still kills
-  a run that hangs. Handlers can only be installed from the main thread;
+  A second signal while the first is being honoured ends the process with
+  the signal's default action, so pressing Ctrl-C twice still kills a run
+  that hangs. Handlers can only be installed from the main thread;
   elsewhere, the context manager installs nothing.
   """
 
@@ -31,9 +32,11 @@ class StopRequest:
     del frame
     name = signal.Signals(signum).name
     if self.requested:
-      logging.warning("Second %s: stopping without a checkpoint", name)
-      signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-      signal.raise_signal(signum)
+      # The default action of SIGTERM and SIGINT ends the process at once,
+      # even while a step or a save hangs.
+      logging.warning("Second %s: exiting at once, without a checkpoint", name)
+      signal.signal(signum, signal.SIG_DFL)
+      os.kill(os.getpid(), signum)
       return
     logging.warning("%s received: finishing this step, then saving a checkpoint", name)
     self.requested, self.signal_name = True, name

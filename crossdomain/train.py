@@ -140,6 +140,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
     writer.close()
     return state
 
+  if start_step >= config.num_steps:
+    logging.info("The run has already trained %d steps; raise --config.num_steps to "
+                 "continue it.", start_step)
   progress = reporting.Progress(start_step, config.num_steps)
   window = []  # metrics of this logging period, for the means
   pending = []  # (step, metrics) not yet checked for non-finite values

@@ -205,6 +205,8 @@ def translate_path(translator: Translator, direction: str, input_path: str, outp
   os.makedirs(output, exist_ok=True)
   written = []
 
+  if not os.path.exists(input_path):
+    raise UserInputError(f"--input {input_path} does not exist")
   if len(source_shape) == 1:
     if not os.path.isfile(input_path):
       raise UserInputError(f"--input {input_path} must be a CSV file for vector domains")
@@ -250,7 +252,7 @@ def main(argv):
                              FLAGS.with_reconstruction)
   except UserInputError as error:
     raise SystemExit(f"error: {error}") from None
-  logging.info("Wrote %d files to %s with the checkpoint at step %d", len(written),
+  logging.info("Wrote %d file(s) to %s with the checkpoint at step %d", len(written),
                FLAGS.output, translator.step)
 
 

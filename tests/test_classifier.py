@@ -151,13 +151,13 @@ def test_train_rejects_invalid_input(change, message):
     classifier.train_classifier(**arrays, num_classes=NUM_CLASSES, steps=1)
 
 
-@pytest.mark.parametrize("size", [8, 12, 48])
+@pytest.mark.parametrize("size", [4, 12, 48])
 def test_num_stages_rejects_size(size):
   with pytest.raises(ValueError, match=f"got {size}"):
     classifier.num_stages(size)
 
 
-@pytest.mark.parametrize("size,stages", [(16, 2), (32, 3), (64, 4)])
+@pytest.mark.parametrize("size,stages", [(8, 1), (16, 2), (32, 3), (64, 4)])
 def test_num_stages_down_to_4x4(size, stages):
   assert classifier.num_stages(size) == stages
 

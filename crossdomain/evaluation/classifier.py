@@ -42,7 +42,7 @@ from crossdomain.data import fashion_mnist
 Variables = Mapping[str, Any]  # Flax variables, here only {"params": ...}
 TrainFn = Callable[["TrainSettings"], tuple[Variables, float]]
 
-MIN_IMAGE_SIZE = 16
+MIN_IMAGE_SIZE = 8  # the smallest size the DiscoGAN networks accept
 FINAL_MAP_SIZE = 4  # stride-2 stages run until the feature map is 4x4
 
 # Settings of the ready-made evaluators. Measured on a shared 2-core CPU, 2000
@@ -76,7 +76,7 @@ def num_stages(image_size: int) -> int:
   """Return how many stride-2 stages take an image_size square down to 4x4.
 
   Raises:
-    ValueError: image_size is not a power of two of at least 16.
+    ValueError: image_size is not a power of two of at least 8.
   """
   stages = round(math.log2(image_size / FINAL_MAP_SIZE)) if image_size > 0 else 0
   if image_size < MIN_IMAGE_SIZE or FINAL_MAP_SIZE * 2**stages != image_size:
@@ -189,7 +189,7 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
   initialization and the order of the examples.
 
   Args:
-    train_images: uint8 [N, size, size, channels], size a power of two >= 16.
+    train_images: uint8 [N, size, size, channels], size a power of two >= 8.
     train_labels: integer [N], class ids in [0, num_classes).
     test_images: uint8 [M, size, size, channels], the same shape as train_images.
     test_labels: integer [M].

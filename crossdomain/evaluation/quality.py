@@ -17,13 +17,16 @@ from collections.abc import Sequence
 
 import ml_collections
 import numpy as np
+from absl import logging
 
 from crossdomain import data as data_lib
 from crossdomain.data import gmm
+from crossdomain.errors import UserInputError
 from crossdomain.evaluation import metrics
 from crossdomain.evaluation.classifier import Evaluator
 
 Arrays = dict[str, np.ndarray]
+MIN_HELD_OUT = 8  # held-out images per domain that image evaluation needs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,12 +175,20 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
     return None
 
   from crossdomain.evaluation import classifier  # TensorFlow Datasets loads slowly
+  for name, domain in (("A", domains.a), ("B", domains.b)):
+    # Each real-against-real floor splits the held-out set in two halves,
+    # and a Frechet distance needs at least two examples on each side.
+    if min(len(domain.test), config.eval.max_examples) < MIN_HELD_OUT:
+      raise UserInputError(
+          f"domain {name} has {len(domain.test)} held-out images, but evaluation needs at "
+          f"least {MIN_HELD_OUT}; raise data.test_fraction or add images")
   if config.data.name == "fashion_mnist":
     from crossdomain.data import fashion_mnist
     evaluator = classifier.fashion_mnist_evaluator(
         config.eval.evaluator_dir, local_dir=config.data.fashion_mnist_dir,
         tfds_data_dir=config.data.tfds_data_dir, steps=config.eval.evaluator_steps,
         seed=config.seed)
+    _warn_if_weak(evaluator)
     return ImageQuality(evaluator, fashion_mnist.SHOE_CLASSES, (fashion_mnist.BAG_CLASS,),
                         domains.a.test_labels[:config.eval.max_examples], config.seed)
 
@@ -188,4 +199,17 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
   evaluator = classifier.domain_pair_evaluator(
       config.eval.evaluator_dir, key, train_a, train_b, domains.a.test, domains.b.test,
       steps=config.eval.evaluator_steps, seed=config.seed)
+  _warn_if_weak(evaluator)
   return ImageQuality(evaluator, (0,), (1,), None, config.seed)
+
+
+WEAK_EVALUATOR_ACCURACY = 0.9
+
+
+def _warn_if_weak(evaluator: Evaluator) -> None:
+  """Log a warning when the evaluator cannot tell the real domains apart well."""
+  if evaluator.test_accuracy is not None and evaluator.test_accuracy < WEAK_EVALUATOR_ACCURACY:
+    logging.warning(
+        "The evaluator classifier reaches only %.1f%% test accuracy on real images, so its "
+        "target accuracy and distances say little; raise eval.evaluator_steps or add images.",
+        100 * evaluator.test_accuracy)

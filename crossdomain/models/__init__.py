@@ -13,7 +13,7 @@ import ml_collections
 from flax import linen as nn
 
 from crossdomain.errors import UserInputError
-from crossdomain.models.image import ImageDiscriminator, ImageGenerator
+from crossdomain.models.image import ImageDiscriminator, ImageGenerator, num_stages
 from crossdomain.models.vector import VectorDiscriminator, VectorGenerator
 
 
@@ -63,6 +63,7 @@ def build_networks(config: ml_collections.ConfigDict, shape_a: tuple[int, ...],
     if shape_a != shape_b:
       raise UserInputError(f"image domains must share one shape, got {shape_a} and {shape_b}")
     size, _, channels = shape_a
+    num_stages(size)  # reject an unusable size now, not when the networks first run
     generator_ab = generator_ba = ImageGenerator(size, channels, config.upsample, dtype)
     discriminator_a = discriminator_b = ImageDiscriminator(size, dtype)
   elif len(shape_a) == 1:
