@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from crossdomain.errors import UserInputError
-from crossdomain.models.upsample import Formulation, Upsample
+from crossdomain.models.upsample import Downsample, DownsampleFormulation, Formulation, Upsample
 
 
 BASE_FEATURES = 64  # channels of the first stage; each later stage doubles it
@@ -48,6 +48,7 @@ class Encoder(nn.Module):
 
   features: Sequence[int]
   dtype: jnp.dtype | None = None
+  downsample: DownsampleFormulation = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, list[jax.Array]]:
@@ -55,8 +56,10 @@ class Encoder(nn.Module):
     normalized_maps = []
     for stage, features in enumerate(self.features):
       first = stage == 0
-      x = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  use_bias=first, dtype=self.dtype)(x)
+      # Named as the nn.Conv that this layer replaced, so checkpoints load
+      # and initial values stay the same.
+      x = Downsample(features, use_bias=first, formulation=self.downsample,
+                     dtype=self.dtype, name=f"Conv_{stage}")(x)
       if not first:
         x = _batch_norm(train, self.dtype)(x)
       x = nn.leaky_relu(x, LEAKY_SLOPE)
@@ -70,7 +73,7 @@ class ImageGenerator(nn.Module):
 
   image_size: int
   channels: int
-  upsample: Formulation = "subpixel"
+  upsample: Formulation = "auto"
   dtype: jnp.dtype | None = None
 
   @nn.compact

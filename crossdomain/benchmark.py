@@ -1,0 +1,479 @@
+"""Time one training iteration of a config's networks on random data.
+
+    python -m crossdomain.benchmark --config=configs/shoes_bags.py [--iterations=5]
+        [--warmup=2] [--json] [--peer_python=/path/to/python]
+
+The config's data is never loaded. The benchmark draws random batches of
+the config's example shape and batch size, builds the config's networks and
+train state on a mesh of all devices, and compiles the jitted discriminator
+and generator steps that training runs. One iteration is one discriminator
+update and one generator update, each on a batch of both domains.
+
+It prints the compile time, the median seconds per iteration, images per
+second, the floating-point operations of an iteration from XLA's cost
+analysis and the achieved GFLOP/s. Next to them it prints the float32
+matrix-multiply throughput of the same machine, measured in the same run,
+and the peak memory.
+
+With --layers, it also times each product of every stride-2 layer of the
+image networks at its real shape, in every form of models/upsample.py: the
+convolution, the transposed convolution and the weight gradient. These
+figures choose the per-layer forms of `model.upsample=auto`.
+
+With --peer_python, it also times the PyTorch DiscoGAN script named by
+--peer_script at the same shape, batch and iteration count in a subprocess,
+after the JAX timing so the two never share the CPU, and prints the ratio.
+"""
+
+import functools
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from crossdomain import config as config_lib, parallel, steps
+from crossdomain.errors import UserInputError
+from crossdomain.models import build_networks, image, upsample
+
+_REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+config_flags.DEFINE_config_file("config", None, "Run config file, such as "
+                                "configs/shoes_bags.py; its data is not loaded.",
+                                lock_config=True)
+_ITERATIONS = flags.DEFINE_integer(
+    "iterations", 5, "Timed iterations; each is one discriminator and one generator update.")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Iterations run after compiling and before timing.")
+_JSON = flags.DEFINE_bool("json", False, "Print only the JSON record of the results.")
+_MATMUL_SIZE = flags.DEFINE_integer(
+    "matmul_size", 2048, "Side of the square float32 matrices of the matrix-multiply peak.")
+_LAYERS = flags.DEFINE_bool(
+    "layers", False, "Also time each product of every stride-2 layer in every form.")
+_LAYER_ROUNDS = flags.DEFINE_integer(
+    "layer_rounds", 5, "Timed calls of each layer product; the forms take turns.")
+_PEER_PYTHON = flags.DEFINE_string(
+    "peer_python", "", "Python interpreter with PyTorch that runs the peer script; "
+    "empty skips the peer.")
+_PEER_SCRIPT = flags.DEFINE_string(
+    "peer_script", os.path.join("..", "shared", "peers", "discogan_torch.py"),
+    "PyTorch DiscoGAN script with a `bench` command, relative to the repository root "
+    "unless absolute.")
+
+# Channels of the image data sources that fix them; image_folders sets
+# config.data.channels instead.
+_SOURCE_CHANNELS = {"pix2pix": 3, "fashion_mnist": 1}
+_FASHION_MNIST_SIZE = 32  # 28x28 images zero-padded by 2 pixels on each side
+
+
+def example_shapes(data: ml_collections.ConfigDict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """Return the shape of one example of domains A and B for a config's data section.
+
+  Images are [size, size, channels]: the size is `data.image_size` when the
+  config has it (32 for Fashion-MNIST), the channels `data.channels` or the
+  source's fixed count. Mixtures are [dimensions] of their means.
+  """
+  if data.name == "gmm":
+    return (len(data.means_a[0]),), (len(data.means_b[0]),)
+
+  known_channels = "channels" in data or data.name in _SOURCE_CHANNELS
+  known_size = "image_size" in data or data.name == "fashion_mnist"
+  if not (known_channels and known_size):
+    raise UserInputError(f"the example shape of data.name {data.name!r} is unknown without "
+                         "loading the data; benchmark an image config (pix2pix, "
+                         "fashion_mnist, image_folders) or a gmm config")
+  size = data.image_size if "image_size" in data else _FASHION_MNIST_SIZE
+  channels = data.channels if "channels" in data else _SOURCE_CHANNELS[data.name]
+  return (size, size, channels), (size, size, channels)
+
+
+def _random_batches(shape_a, shape_b, batch_size: int, seed: int) -> tuple[np.ndarray, ...]:
+  """Return one float32 batch of each domain, uniform in [-1, 1] as the pipeline scales images."""
+  rng = np.random.default_rng(seed)
+  return tuple(rng.uniform(-1.0, 1.0, (batch_size, *shape)).astype(np.float32)
+               for shape in (shape_a, shape_b))
+
+
+def _flops(compiled) -> float:
+  """Return the floating-point operations of a compiled function from XLA's cost analysis."""
+  analysis = compiled.cost_analysis()
+  # jax 0.10 returns a dict; some earlier versions returned a list of one dict per program.
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  if not analysis or "flops" not in analysis:
+    return math.nan
+  return float(analysis["flops"])
+
+
+def compile_steps(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+  """Build the state and compile both update steps as train.py does.
+
+  Returns:
+    (state, batch_a, batch_b, {"D": compiled, "G": compiled}, compile
+    seconds of both steps together, FLOPs of one iteration).
+  """
+  shape_a, shape_b = example_shapes(config.data)
+  networks = build_networks(config.model, shape_a, shape_b)
+  replicated = parallel.replicated(mesh)
+  state = jax.device_put(steps.init_state(networks, config, shape_a, shape_b), replicated)
+  batches = _random_batches(shape_a, shape_b, config.data.batch_size, config.seed)
+  batch_a, batch_b = (jax.device_put(batch, parallel.batch_sharding(mesh)) for batch in batches)
+
+  # The same jit settings as training: the state is donated and stays
+  # replicated, the batches are sharded over the mesh.
+  state_sharding = jax.tree.map(lambda _: replicated, state)
+  compiled, flops = {}, 0.0
+  start = time.perf_counter()
+  for kind, step_fn in (("D", steps.discriminator_step), ("G", steps.generator_step)):
+    jitted = jax.jit(functools.partial(step_fn, networks=networks, config=config),
+                     donate_argnums=0, out_shardings=(state_sharding, replicated))
+    compiled[kind] = jitted.lower(state, batch_a, batch_b).compile()
+    flops += _flops(compiled[kind])
+  compile_seconds = time.perf_counter() - start
+  return state, batch_a, batch_b, compiled, compile_seconds, flops
+
+
+def time_iterations(compiled, state, batch_a, batch_b, iterations: int,
+                    warmup: int) -> list[float]:
+  """Run warmup and then timed iterations; return the seconds of each timed one."""
+  seconds = []
+  for index in range(warmup + iterations):
+    start = time.perf_counter()
+    state, _ = compiled["D"](state, batch_a, batch_b)
+    state, _ = compiled["G"](state, batch_a, batch_b)
+    jax.block_until_ready(state)
+    if index >= warmup:
+      seconds.append(time.perf_counter() - start)
+  return seconds
+
+
+def matmul_peak(size: int, repeats: int = 5) -> float:
+  """Return the median GFLOP/s of a jitted float32 [size, size] @ [size, size] product."""
+  keys = jax.random.split(jax.random.PRNGKey(0))
+  left, right = (jax.random.normal(key, (size, size), jnp.float32) for key in keys)
+  product = jax.jit(jnp.matmul)
+  product(left, right).block_until_ready()
+  seconds = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    product(left, right).block_until_ready()
+    seconds.append(time.perf_counter() - start)
+  return 2 * size**3 / statistics.median(seconds) / 1e9
+
+
+def layer_shapes(image_size: int, channels: int) -> list[tuple[int, int, int]]:
+  """Return (big size, big channels, small channels) of each stride-2 layer pair.
+
+  Encoder stage i and the decoder layer that mirrors it share these
+  shapes: the stride-2 convolution maps the big map to the small one, the
+  transposed convolution the small map to the big one.
+  """
+  features = image.stage_features(image_size)
+  big_channels = [channels, *features[:-1]]
+  return [(image_size // 2**stage, big, small)
+          for stage, (big, small) in enumerate(zip(big_channels, features))]
+
+
+def _transposed_weight_gradient(form: str):
+  """Return the kernel gradient of a transposed-convolution form as JAX differentiates it."""
+  function = upsample._UPSAMPLE[form]
+
+  def weight_gradient(big, small, kernel):
+    _, transpose = jax.vjp(lambda kernel: function(small, kernel), kernel)
+    return transpose(big)[0]
+  return weight_gradient
+
+
+def _layer_products(big: jax.Array, small: jax.Array) -> dict[tuple[str, str], tuple]:
+  """Return (jitted function, arguments) of each product of one layer pair, by (product, form)."""
+  down_kernel = jnp.zeros((4, 4, big.shape[-1], small.shape[-1]), big.dtype)
+  up_kernel = down_kernel.swapaxes(2, 3)
+  # Arrays go in as arguments: captured as constants, XLA would fold the products.
+  products = {
+      ("convolution", "conv"): (jax.jit(upsample.downsample_conv), (big, down_kernel)),
+      ("weight gradient", "conv"): (jax.jit(upsample.weight_gradient), (big, small)),
+  }
+  for form, function in upsample._UPSAMPLE.items():
+    products[("transposed convolution", form)] = (jax.jit(function), (small, up_kernel))
+    # The dilated form's weight gradient took 2 to 19 s per call at these
+    # shapes, so it is left out.
+    if form != "dilated":
+      products[("weight gradient", f"{form} autodiff")] = (
+          jax.jit(_transposed_weight_gradient(form)), (big, small, up_kernel))
+  return products
+
+
+def time_layers(image_size: int, channels: int, batch_size: int, rounds: int) -> list[dict]:
+  """Time every product of every stride-2 layer in every form, the forms taking turns.
+
+  Returns:
+    One record per layer, product and form: shapes, median seconds and GFLOP/s.
+  """
+  rng = np.random.default_rng(0)
+  records = []
+  for size, big_channels, small_channels in layer_shapes(image_size, channels):
+    big = jnp.asarray(rng.normal(size=(batch_size, size, size, big_channels)), jnp.float32)
+    small = jnp.asarray(rng.normal(size=(batch_size, size // 2, size // 2, small_channels)),
+                        jnp.float32)
+    products = _layer_products(big, small)
+    for function, arguments in products.values():
+      jax.block_until_ready(function(*arguments))
+
+    # Round robin, so that a change in the machine's load hits every form alike.
+    seconds = {key: [] for key in products}
+    for _ in range(rounds):
+      for key, (function, arguments) in products.items():
+        start = time.perf_counter()
+        jax.block_until_ready(function(*arguments))
+        seconds[key].append(time.perf_counter() - start)
+
+    # Each product is 16 multiply-adds per kernel tap pair and small-map pixel.
+    flops = 2 * batch_size * (size // 2) ** 2 * 16 * big_channels * small_channels
+    for (product, form), times in seconds.items():
+      median = statistics.median(times)
+      records.append({"big_shape": [size, size, big_channels],
+                      "small_shape": [size // 2, size // 2, small_channels],
+                      "product": product, "form": form, "seconds": median,
+                      "gflops_per_second": flops / median / 1e9})
+  return records
+
+
+def format_layers(records: list[dict]) -> str:
+  """Return the per-layer records as a table, one line per layer and product."""
+  lines = ["  per layer (big map <-> small map), median ms and GFLOP/s of each form:"]
+  rows = {}
+  for record in records:
+    big = "x".join(str(side) for side in record["big_shape"])
+    small = "x".join(str(side) for side in record["small_shape"])
+    key = (f"{big} <-> {small}", record["product"])
+    rows.setdefault(key, []).append(f"{record['form']} {record['seconds'] * 1e3:.1f} "
+                                    f"({record['gflops_per_second']:.0f})")
+  for (layer, product), cells in rows.items():
+    lines.append(f"    {layer:22s} {product:22s} " + ", ".join(cells))
+  return "\n".join(lines)
+
+
+def peak_memory() -> tuple[int, str]:
+  """Return the peak memory in bytes and where it was read.
+
+  Accelerators report the peak of the first device's allocator. The CPU
+  backend keeps no such statistics, so there it is the process's peak
+  resident set size, which also counts Python, the libraries and the compiler.
+  """
+  stats = jax.local_devices()[0].memory_stats()
+  if stats and "peak_bytes_in_use" in stats:
+    return int(stats["peak_bytes_in_use"]), "device peak_bytes_in_use"
+  # Linux reports ru_maxrss in KiB, macOS in bytes.
+  scale = 1 if sys.platform == "darwin" else 1024
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, "process max RSS"
+
+
+def cpu_model() -> str:
+  """Return the CPU model name from /proc/cpuinfo, or the platform's processor string."""
+  try:
+    with open("/proc/cpuinfo") as cpuinfo:
+      for line in cpuinfo:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or "unknown"
+
+
+def resolve_peer_script(path: str) -> str:
+  """Return the absolute path of the peer script, raising UserInputError if it is missing."""
+  resolved = path if os.path.isabs(path) else os.path.join(_REPOSITORY_ROOT, path)
+  resolved = os.path.normpath(resolved)
+  if not os.path.isfile(resolved):
+    raise UserInputError(f"peer script not found: {resolved}; pass --peer_script=PATH or "
+                         "leave --peer_python empty to skip the peer")
+  return resolved
+
+
+def run_peer(python: str, script: str, example_shape: tuple[int, ...], batch_size: int,
+             iterations: int) -> dict:
+  """Run the peer's `bench` command in a subprocess and return its JSON result.
+
+  The peer runs its lean step, which like ours differentiates only the
+  networks that an update changes, with one thread per CPU core.
+  """
+  if len(example_shape) != 3:
+    raise UserInputError(f"the peer benchmarks images only; examples of this config have "
+                         f"shape {example_shape}")
+  size, _, channels = example_shape
+  command = [python, script, "--threads", str(os.cpu_count() or 1), "bench",
+             "--size", str(size), "--channels", str(channels), "--batch", str(batch_size),
+             "--iters", str(max(iterations, 1)), "--lean"]
+  try:
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+  except FileNotFoundError as error:
+    raise UserInputError(f"peer Python not found: {python}; pass --peer_python=PATH") from error
+  except subprocess.CalledProcessError as error:
+    raise UserInputError(f"the peer command failed with exit status {error.returncode}: "
+                         f"{' '.join(command)}\n{error.stderr[-2000:]}") from error
+  try:
+    return json.loads(completed.stdout)
+  except json.JSONDecodeError as error:
+    raise UserInputError(f"the peer printed no valid JSON: {completed.stdout[-500:]!r}") from error
+
+
+def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
+        matmul_size: int, layer_rounds: int = 0, peer_python: str = "",
+        peer_script: str = "") -> dict:
+  """Compile and time the config's training iteration, the matmul peak and the peer.
+
+  Args:
+    config: a run config; only its data shape, batch size, model, losses
+      and optimizer matter.
+    iterations: timed iterations, at least 1.
+    warmup: iterations run before timing.
+    matmul_size: side of the square matrices of the matrix-multiply peak.
+    layer_rounds: timed calls of each layer product; 0 skips the layers.
+    peer_python: interpreter that runs the peer script; empty skips it.
+    peer_script: the peer script, absolute or relative to the repository root.
+
+  Returns:
+    The JSON record: every figure that the report prints.
+  """
+  if iterations < 1:
+    raise UserInputError(f"--iterations must be at least 1, got {iterations}")
+  if warmup < 0:
+    raise UserInputError(f"--warmup must be 0 or more, got {warmup}")
+  config_lib.validate(config)
+  if peer_python:
+    peer_script = resolve_peer_script(peer_script)
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.data.batch_size, mesh)
+
+  state, batch_a, batch_b, compiled, compile_seconds, flops = compile_steps(config, mesh)
+  seconds = time_iterations(compiled, state, batch_a, batch_b, iterations, warmup)
+  seconds_per_iteration = statistics.median(seconds)
+  memory_bytes, memory_source = peak_memory()
+  peak_gflops = matmul_peak(matmul_size)
+  gflops = flops / seconds_per_iteration / 1e9
+
+  shape_a, shape_b = example_shapes(config.data)
+  batch_size = config.data.batch_size
+  record = {
+      "config_data_name": config.data.name,
+      "example_shape_a": list(shape_a),
+      "example_shape_b": list(shape_b),
+      "batch_size": batch_size,
+      "upsample": config.model.upsample,
+      "compute_dtype": config.model.compute_dtype,
+      "iterations": iterations,
+      "warmup": warmup,
+      "backend": jax.default_backend(),
+      "devices": jax.device_count(),
+      "device_kind": jax.devices()[0].device_kind,
+      "cpu": cpu_model(),
+      "cpu_cores": os.cpu_count(),
+      "jax_version": jax.__version__,
+      "compile_seconds": compile_seconds,
+      "seconds_per_iteration": seconds_per_iteration,
+      "iteration_seconds": seconds,
+      # Counted as the peer counts: one batch per iteration, although both
+      # updates read a batch of each domain.
+      "images_per_second": batch_size / seconds_per_iteration,
+      "flops_per_iteration": flops,
+      "gflops_per_second": gflops,
+      "matmul_size": matmul_size,
+      "matmul_peak_gflops_per_second": peak_gflops,
+      "fraction_of_matmul_peak": gflops / peak_gflops,
+      "peak_memory_bytes": memory_bytes,
+      "peak_memory_source": memory_source,
+  }
+
+  if layer_rounds > 0:
+    if len(shape_a) != 3:
+      raise UserInputError(f"--layers times image networks; examples of this config have "
+                           f"shape {shape_a}")
+    record["layers"] = time_layers(shape_a[0], shape_a[-1], batch_size, layer_rounds)
+
+  if peer_python:
+    peer = run_peer(peer_python, peer_script, shape_a, batch_size, iterations)
+    peer_seconds = peer["median_s_d_step"] + peer["median_s_g_step"]
+    record["peer"] = peer
+    record["peer_seconds_per_iteration"] = peer_seconds
+    record["seconds_per_iteration_over_peer"] = seconds_per_iteration / peer_seconds
+    if "flops_per_iteration" in peer:
+      # XLA's cost analysis leaves out multiplications by padding zeros, and
+      # PyTorch's counter includes them; this rate puts both on its count.
+      record["gflops_per_second_peer_count"] = (
+          peer["flops_per_iteration"] / seconds_per_iteration / 1e9)
+  return record
+
+
+def format_report(record: dict) -> str:
+  """Return the record as lines of text for a reader."""
+  shape = "x".join(str(side) for side in record["example_shape_a"])
+  lines = [
+      f"{record['config_data_name']} {shape}, batch {record['batch_size']}, "
+      f"upsample {record['upsample']}, {record['compute_dtype']}, "
+      f"{record['devices']} {record['backend']} device(s) ({record['cpu']}, "
+      f"{record['cpu_cores']} cores), jax {record['jax_version']}",
+      f"  compile, both steps:      {record['compile_seconds']:8.1f} s",
+      f"  iteration (1 D + 1 G):    {record['seconds_per_iteration']:8.3f} s median of "
+      f"{record['iterations']} after {record['warmup']} warm-up",
+      f"  images per second:        {record['images_per_second']:8.1f}",
+      f"  GFLOP per iteration:      {record['flops_per_iteration'] / 1e9:8.1f} "
+      "(XLA cost analysis)",
+      f"  achieved:                 {record['gflops_per_second']:8.1f} GFLOP/s",
+      f"  matmul peak:              {record['matmul_peak_gflops_per_second']:8.1f} GFLOP/s "
+      f"(float32 {record['matmul_size']}^2), achieved/peak "
+      f"{record['fraction_of_matmul_peak']:.0%}",
+      f"  peak memory:              {record['peak_memory_bytes'] / 2**20:8.0f} MiB "
+      f"({record['peak_memory_source']})",
+  ]
+  if "layers" in record:
+    lines.append(format_layers(record["layers"]))
+  if "peer" in record:
+    peer = record["peer"]
+    lines += [
+        f"  PyTorch peer (torch {peer.get('torch', '?')}, {peer.get('threads', '?')} threads, "
+        f"{peer.get('mode', '?')}): {record['peer_seconds_per_iteration']:.3f} s per "
+        f"iteration (D {peer['median_s_d_step']:.3f} s + G {peer['median_s_g_step']:.3f} s)",
+        f"  ours / peer:              {record['seconds_per_iteration_over_peer']:8.2f}x "
+        "the peer's seconds per iteration",
+    ]
+    if "gflops_per_second_peer_count" in record:
+      lines[-1:-1] = [
+          f"  peer achieved:            {peer['gflops_per_s']:8.1f} GFLOP/s "
+          f"({peer['flops_per_iteration'] / 1e9:.1f} GFLOP per iteration by PyTorch's "
+          "counter, convolutions and matmuls only)",
+          f"  ours on that count:       {record['gflops_per_second_peer_count']:8.1f} GFLOP/s, "
+          f"{record['gflops_per_second_peer_count'] / record['matmul_peak_gflops_per_second']:.0%}"
+          " of the matmul peak"]
+  return "\n".join(lines)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    record = run(flags.FLAGS.config, iterations=_ITERATIONS.value, warmup=_WARMUP.value,
+                 matmul_size=_MATMUL_SIZE.value,
+                 layer_rounds=_LAYER_ROUNDS.value if _LAYERS.value else 0,
+                 peer_python=_PEER_PYTHON.value,
+                 peer_script=_PEER_SCRIPT.value)
+  except UserInputError as error:
+    sys.exit(f"error: {error}")
+  text = json.dumps(record, indent=1)
+  if not _JSON.value:
+    print(format_report(record))
+  print(text)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

@@ -1,0 +1,106 @@
+"""The training benchmark on tiny configs: its record, its command line and the peer run."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from crossdomain import benchmark
+from crossdomain.errors import UserInputError
+from configs import fashion_shoes_bags, gmm, shoes_bags
+
+REQUIRED_KEYS = ("compile_seconds", "seconds_per_iteration", "images_per_second",
+                 "flops_per_iteration", "gflops_per_second", "matmul_peak_gflops_per_second",
+                 "peak_memory_bytes")
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _assert_positive_figures(record):
+  for key in REQUIRED_KEYS:
+    assert key in record, key
+    assert math.isfinite(record[key]), (key, record[key])
+    assert record[key] > 0, (key, record[key])
+
+
+def _small_image_config():
+  config = shoes_bags.get_config()
+  config.data.image_size = 16
+  config.data.batch_size = 4
+  return config
+
+
+def test_example_shapes_follow_the_data_source():
+  assert benchmark.example_shapes(shoes_bags.get_config().data) == ((64, 64, 3), (64, 64, 3))
+  assert benchmark.example_shapes(fashion_shoes_bags.get_config().data) == (
+      (32, 32, 1), (32, 32, 1))
+  assert benchmark.example_shapes(gmm.get_config().data) == ((2,), (2,))
+  config = shoes_bags.get_config()
+  config.data.name = "csv"
+  del config.data["image_size"]
+  with pytest.raises(UserInputError, match="data.name .csv. is unknown"):
+    benchmark.example_shapes(config.data)
+
+
+@pytest.mark.parametrize("make_config", [gmm.get_config, _small_image_config])
+def test_run_records_positive_figures(make_config):
+  record = benchmark.run(make_config(), iterations=1, warmup=0, matmul_size=64)
+  _assert_positive_figures(record)
+  assert record["iterations"] == 1
+  assert len(record["iteration_seconds"]) == 1
+  assert "peer" not in record
+  assert "compile, both steps" in benchmark.format_report(record)
+
+
+def test_run_rejects_zero_iterations():
+  with pytest.raises(UserInputError, match="--iterations must be at least 1, got 0"):
+    benchmark.run(gmm.get_config(), iterations=0, warmup=0, matmul_size=64)
+
+
+def test_missing_peer_script_raises():
+  with pytest.raises(UserInputError, match="peer script not found: .*no_such_peer.py"):
+    benchmark.run(gmm.get_config(), iterations=1, warmup=0, matmul_size=64,
+                  peer_python=sys.executable, peer_script="no_such_peer.py")
+
+
+def _write_fake_peer(path):
+  """Write a script that answers `bench` as the PyTorch peer does, with fixed figures."""
+  path.write_text(textwrap.dedent("""
+      import json, sys
+      arguments = sys.argv[1:]
+      assert arguments[2] == "bench", arguments
+      size = int(arguments[arguments.index("--size") + 1])
+      print(json.dumps({"median_s_d_step": 0.25, "median_s_g_step": 0.75, "size": size,
+                        "torch": "fake", "threads": int(arguments[1]), "mode": "lean",
+                        "flops_per_iteration": 2e9, "gflops_per_s": 2.0}, indent=1))
+      """))
+
+
+def test_peer_figures_and_ratio(tmp_path):
+  peer_script = tmp_path / "peer.py"
+  _write_fake_peer(peer_script)
+  record = benchmark.run(_small_image_config(), iterations=1, warmup=0, matmul_size=64,
+                         peer_python=sys.executable, peer_script=str(peer_script))
+  assert record["peer"]["size"] == 16
+  assert record["peer_seconds_per_iteration"] == 1.0
+  assert record["seconds_per_iteration_over_peer"] == pytest.approx(
+      record["seconds_per_iteration"])
+  assert record["gflops_per_second_peer_count"] == pytest.approx(
+      2.0 / record["seconds_per_iteration"])
+  assert "ours / peer" in benchmark.format_report(record)
+
+
+def test_command_line_prints_only_json():
+  environment = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+  completed = subprocess.run(
+      [sys.executable, "-m", "crossdomain.benchmark", "--config=configs/gmm.py",
+       "--config.data.batch_size=32", "--iterations=1", "--warmup=0", "--matmul_size=64",
+       "--json"],
+      cwd=REPOSITORY_ROOT, env=environment, capture_output=True, text=True, check=False)
+  assert completed.returncode == 0, completed.stderr[-2000:]
+  record = json.loads(completed.stdout)
+  _assert_positive_figures(record)
+  assert record["batch_size"] == 32
