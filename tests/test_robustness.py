@@ -20,7 +20,8 @@ def test_sigterm_saves_checkpoint_and_exits_zero(tmp_path):
   process.send_signal(signal.SIGTERM)
   assert "Stopped by SIGTERM" in runs.finish(process)
   saved = runs.saved_steps(str(tmp_path))
-  assert len(saved) == 1 and saved[0] >= 20
+  assert len(saved) == 1
+  assert saved[0] >= 20
 
   stderr = runs.finish(runs.start(tmp_path, num_steps=saved[0] + 2))
   assert f"Resuming from the checkpoint at step {saved[0]}" in stderr

@@ -53,8 +53,10 @@ def test_run_writes_outputs(tmp_path):
   records = _records(workdir)
   assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
   # "DG": odd steps update the discriminators, even steps the generators.
-  assert "train_d_loss" in records[0] and "train_g_loss" not in records[0]
-  assert "train_g_loss" in records[1] and "train_d_loss" not in records[1]
+  assert "train_d_loss" in records[0]
+  assert "train_g_loss" not in records[0]
+  assert "train_g_loss" in records[1]
+  assert "train_d_loss" not in records[1]
   assert all(np.isfinite(v) for r in records for v in r.values())
 
 
