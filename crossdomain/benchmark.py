@@ -186,7 +186,7 @@ def layer_shapes(image_size: int, channels: int) -> list[tuple[int, int, int]]:
 
 def _transposed_weight_gradient(form: str):
   """Return the kernel gradient of a transposed-convolution form as JAX differentiates it."""
-  function = upsample._UPSAMPLE[form]
+  function = upsample.UPSAMPLE_FUNCTIONS[form]
 
   def weight_gradient(big, small, kernel):
     _, transpose = jax.vjp(lambda kernel: function(small, kernel), kernel)
@@ -203,10 +203,10 @@ def _layer_products(big: jax.Array, small: jax.Array) -> dict[tuple[str, str], t
       ("convolution", "conv"): (jax.jit(upsample.downsample_conv), (big, down_kernel)),
       ("weight gradient", "conv"): (jax.jit(upsample.weight_gradient), (big, small)),
   }
-  for form, function in upsample._UPSAMPLE.items():
+  for form, function in upsample.UPSAMPLE_FUNCTIONS.items():
     products[("transposed convolution", form)] = (jax.jit(function), (small, up_kernel))
     # The dilated form's weight gradient took 2 to 19 s per call at these
-    # shapes, so it is left out.
+    # shapes on 2 cores, so it is left out.
     if form != "dilated":
       products[("weight gradient", f"{form} autodiff")] = (
           jax.jit(_transposed_weight_gradient(form)), (big, small, up_kernel))
@@ -237,7 +237,8 @@ def time_layers(image_size: int, channels: int, batch_size: int, rounds: int) ->
         jax.block_until_ready(function(*arguments))
         seconds[key].append(time.perf_counter() - start)
 
-    # Each product is 16 multiply-adds per kernel tap pair and small-map pixel.
+    # Every product takes one multiply-add per small-map pixel, kernel tap
+    # (16) and pair of big and small channels.
     flops = 2 * batch_size * (size // 2) ** 2 * 16 * big_channels * small_channels
     for (product, form), times in seconds.items():
       median = statistics.median(times)
@@ -308,7 +309,7 @@ def run_peer(python: str, script: str, example_shape: tuple[int, ...], batch_siz
   networks that an update changes, with one thread per CPU core.
   """
   if len(example_shape) != 3:
-    raise UserInputError(f"the peer benchmarks images only; examples of this config have "
+    raise UserInputError(f"the PyTorch peer benchmarks images only, but the examples have "
                          f"shape {example_shape}")
   size, _, channels = example_shape
   command = [python, script, "--threads", str(os.cpu_count() or 1), "bench",
@@ -350,6 +351,14 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
   if warmup < 0:
     raise UserInputError(f"--warmup must be 0 or more, got {warmup}")
   config_lib.validate(config)
+  shape_a, shape_b = example_shapes(config.data)
+  is_image = len(shape_a) == 3
+  if layer_rounds > 0 and not is_image:
+    raise UserInputError(f"--layers times image networks, but examples of this config have "
+                         f"shape {shape_a}; benchmark an image config")
+  if peer_python and not is_image:
+    raise UserInputError(f"the PyTorch peer benchmarks images only, but examples of this "
+                         f"config have shape {shape_a}; leave --peer_python empty")
   if peer_python:
     peer_script = resolve_peer_script(peer_script)
   mesh = parallel.make_mesh()
@@ -362,7 +371,6 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
   peak_gflops = matmul_peak(matmul_size)
   gflops = flops / seconds_per_iteration / 1e9
 
-  shape_a, shape_b = example_shapes(config.data)
   batch_size = config.data.batch_size
   record = {
       "config_data_name": config.data.name,
@@ -395,9 +403,6 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
   }
 
   if layer_rounds > 0:
-    if len(shape_a) != 3:
-      raise UserInputError(f"--layers times image networks; examples of this config have "
-                           f"shape {shape_a}")
     record["layers"] = time_layers(shape_a[0], shape_a[-1], batch_size, layer_rounds)
 
   if peer_python:
@@ -408,7 +413,7 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
     record["seconds_per_iteration_over_peer"] = seconds_per_iteration / peer_seconds
     if "flops_per_iteration" in peer:
       # XLA's cost analysis leaves out multiplications by padding zeros, and
-      # PyTorch's counter includes them; this rate puts both on its count.
+      # PyTorch's counter includes them. This rate uses PyTorch's count.
       record["gflops_per_second_peer_count"] = (
           peer["flops_per_iteration"] / seconds_per_iteration / 1e9)
   return record

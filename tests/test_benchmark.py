@@ -55,6 +55,28 @@ def test_run_records_positive_figures(make_config):
   assert "compile, both steps" in benchmark.format_report(record)
 
 
+def test_layers_time_every_form():
+  record = benchmark.run(_small_image_config(), iterations=1, warmup=0, matmul_size=64,
+                         layer_rounds=1)
+  layers = record["layers"]
+  # 16x16 images have two stride-2 layer pairs: 16x16x3 / 8x8x64 and 8x8x64 / 4x4x128.
+  assert {tuple(layer["big_shape"]) for layer in layers} == {(16, 16, 3), (8, 8, 64)}
+  forms = {layer["form"] for layer in layers if layer["product"] == "transposed convolution"}
+  assert forms == {"subpixel", "shifted_subpixel", "dilated", "col2im"}
+  for layer in layers:
+    assert layer["seconds"] > 0, layer
+    assert math.isfinite(layer["gflops_per_second"]), layer
+  assert "transposed convolution" in benchmark.format_report(record)
+
+
+def test_image_options_reject_vector_configs():
+  with pytest.raises(UserInputError, match="--layers times image networks"):
+    benchmark.run(gmm.get_config(), iterations=1, warmup=0, matmul_size=64, layer_rounds=1)
+  with pytest.raises(UserInputError, match="the PyTorch peer benchmarks images only"):
+    benchmark.run(gmm.get_config(), iterations=1, warmup=0, matmul_size=64,
+                  peer_python=sys.executable)
+
+
 def test_run_rejects_zero_iterations():
   with pytest.raises(UserInputError, match="--iterations must be at least 1, got 0"):
     benchmark.run(gmm.get_config(), iterations=0, warmup=0, matmul_size=64)
@@ -62,12 +84,12 @@ def test_run_rejects_zero_iterations():
 
 def test_missing_peer_script_raises():
   with pytest.raises(UserInputError, match="peer script not found: .*no_such_peer.py"):
-    benchmark.run(gmm.get_config(), iterations=1, warmup=0, matmul_size=64,
+    benchmark.run(_small_image_config(), iterations=1, warmup=0, matmul_size=64,
                   peer_python=sys.executable, peer_script="no_such_peer.py")
 
 
 def _write_fake_peer(path):
-  """Write a script that answers `bench` as the PyTorch peer does, with fixed figures."""
+  """Write a script with the PyTorch peer's `bench` command line that prints fixed figures."""
   path.write_text(textwrap.dedent("""
       import json, sys
       arguments = sys.argv[1:]

@@ -72,7 +72,7 @@ def test_plain_upsample_is_pytorch_transposed_conv():
 def test_upsample_form_matches_plain(name, x_shape, out_channels):
   x = _random(x_shape, 2)
   kernel = _random((4, 4, x_shape[-1], out_channels), 3)
-  _assert_same(upsample._UPSAMPLE[name], _plain_upsample, x, kernel)
+  _assert_same(upsample.UPSAMPLE_FUNCTIONS[name], _plain_upsample, x, kernel)
 
 
 def test_weight_gradient_matches_autodiff():
@@ -83,7 +83,7 @@ def test_weight_gradient_matches_autodiff():
                              **TOLERANCE)
 
 
-@pytest.mark.parametrize("form", sorted(upsample._UPSAMPLE))
+@pytest.mark.parametrize("form", sorted(upsample.UPSAMPLE_FUNCTIONS))
 @pytest.mark.parametrize("x_shape,out_channels", UPSAMPLE_SHAPES)
 def test_mixed_upsample_matches_plain(form, x_shape, out_channels):
   x = _random(x_shape, 8)
@@ -92,7 +92,7 @@ def test_mixed_upsample_matches_plain(form, x_shape, out_channels):
                x, kernel)
 
 
-@pytest.mark.parametrize("form", sorted(upsample._UPSAMPLE))
+@pytest.mark.parametrize("form", sorted(upsample.UPSAMPLE_FUNCTIONS))
 @pytest.mark.parametrize("x_shape,out_channels", DOWNSAMPLE_SHAPES)
 def test_mixed_downsample_matches_plain(form, x_shape, out_channels):
   x = _random(x_shape, 10)
@@ -118,7 +118,7 @@ def test_mixed_forms_under_jit_and_bfloat16():
 @pytest.mark.parametrize("small_size,big_channels", [(16, 1), (32, 3), (4, 256), (8, 128),
                                                      (16, 64), (2, 512)])
 def test_cpu_upsample_form_is_known(small_size, big_channels):
-  assert upsample.cpu_upsample_form(small_size, big_channels) in upsample._UPSAMPLE
+  assert upsample.cpu_upsample_form(small_size, big_channels) in upsample.UPSAMPLE_FUNCTIONS
 
 
 @pytest.mark.parametrize("formulation", upsample.UPSAMPLE_FORMULATIONS)

@@ -104,8 +104,8 @@ def upsample_shifted_subpixel(x: jax.Array, kernel: jax.Array) -> jax.Array:
   padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
 
   # Block m holds output rows (2m - 1, 2m), rho = 0 and 1, and reads window
-  # rows (x[m - 1], x[m]), a = 0 and 1, through tap 2 * (1 - a) + rho (see
-  # the phase equations above); the same holds for columns.
+  # rows (x[m - 1], x[m]), a = 0 and 1, through tap 2 * (1 - a) + rho, by
+  # the phase equations above. Columns work the same way.
   taps = kernel.reshape(2, 2, 2, 2, in_channels, out_channels)  # [1 - a, rho, 1 - b, sigma, ...]
   block_kernel = taps[::-1, :, ::-1].transpose(0, 2, 4, 1, 3, 5).reshape(
       2, 2, in_channels, 4 * out_channels)
@@ -194,8 +194,10 @@ def weight_gradient(big: jax.Array, small: jax.Array) -> jax.Array:
   return transpose(small)[0]
 
 
-_UPSAMPLE = {"subpixel": upsample_subpixel, "shifted_subpixel": upsample_shifted_subpixel,
-             "dilated": upsample_dilated, "col2im": upsample_col2im}
+# The transposed-convolution function of each explicit form.
+UPSAMPLE_FUNCTIONS = {"subpixel": upsample_subpixel,
+                      "shifted_subpixel": upsample_shifted_subpixel,
+                      "dilated": upsample_dilated, "col2im": upsample_col2im}
 
 
 def _swap_channels(kernel: jax.Array) -> jax.Array:
@@ -204,7 +206,7 @@ def _swap_channels(kernel: jax.Array) -> jax.Array:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def downsample_mixed(x: jax.Array, kernel: jax.Array, upsample_form: str) -> jax.Array:
-  """Apply the stride-2 convolution; take the input gradient as `upsample_form`.
+  """Apply the stride-2 convolution, with its input gradient computed as `upsample_form`.
 
   The forward pass is XLA's convolution and the weight gradient its
   transpose, which were fastest at every shape measured.
@@ -218,7 +220,7 @@ def _downsample_mixed_forward(x, kernel, upsample_form):
 
 def _downsample_mixed_backward(upsample_form, residuals, gradient):
   x, kernel = residuals
-  input_gradient = _UPSAMPLE[upsample_form](gradient, _swap_channels(kernel))
+  input_gradient = UPSAMPLE_FUNCTIONS[upsample_form](gradient, _swap_channels(kernel))
   return input_gradient, weight_gradient(x, gradient)
 
 
@@ -227,12 +229,12 @@ downsample_mixed.defvjp(_downsample_mixed_forward, _downsample_mixed_backward)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def upsample_mixed(x: jax.Array, kernel: jax.Array, upsample_form: str) -> jax.Array:
-  """Apply the transposed convolution as `upsample_form`; take its gradients by convolution."""
-  return _UPSAMPLE[upsample_form](x, kernel)
+  """Apply the transposed convolution as `upsample_form`, with gradients by XLA's convolution."""
+  return UPSAMPLE_FUNCTIONS[upsample_form](x, kernel)
 
 
 def _upsample_mixed_forward(x, kernel, upsample_form):
-  return _UPSAMPLE[upsample_form](x, kernel), (x, kernel)
+  return UPSAMPLE_FUNCTIONS[upsample_form](x, kernel), (x, kernel)
 
 
 def _upsample_mixed_backward(upsample_form, residuals, gradient):
@@ -266,9 +268,9 @@ def cpu_upsample_form(small_size: int, big_channels: int) -> str:
   #   8x8x128   -> 16x16x64         7.5          5.6           6.9     4.9
   #   4x4x256   -> 8x8x128          5.4          6.4           5.6     4.4
   #
-  # col2im's matrix product is efficient while its 16 tap maps stay small
-  # or the big map has few channels; at 16x16 and larger, adding up the tap
-  # maps costs more than the shifted grid's extra border.
+  # col2im wins while its 16 tap maps stay small or the big map has few
+  # channels. From a 16x16 input on, adding up the tap maps costs more than
+  # the shifted grid's extra border.
   if small_size >= 16 and big_channels > 4:
     return "shifted_subpixel"
   return "col2im"
@@ -300,8 +302,8 @@ class Upsample(nn.Module):
       else:
         # NOTE: no accelerator has been measured; the previous default stays.
         y = upsample_subpixel(x, kernel)
-    elif self.formulation in _UPSAMPLE:
-      y = _UPSAMPLE[self.formulation](x, kernel)
+    elif self.formulation in UPSAMPLE_FUNCTIONS:
+      y = UPSAMPLE_FUNCTIONS[self.formulation](x, kernel)
     else:
       raise ValueError(f"unknown upsample formulation {self.formulation!r}; "
                        f"expected one of {UPSAMPLE_FORMULATIONS}")
