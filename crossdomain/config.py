@@ -87,6 +87,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.evaluator_dir = os.path.expanduser("~/.cache/crossdomain/evaluators")
   config.eval.evaluator_steps = 2_000
   config.eval.evaluator_examples = 20_000  # per domain, for A-against-B classifiers
+  # Fixed apart from `seed`, so that runs of every seed are measured by the
+  # same evaluator.
+  config.eval.evaluator_seed = 0
   # Vector domains: share of all translated points a target mode must
   # receive, within 3 standard deviations, to count as covered.
   config.eval.min_share = 0.02

@@ -164,3 +164,24 @@ def test_toy_run_keeps_best_checkpoint_and_stops_early(tmp_path):
   # Starting the stopped run again trains nothing more.
   again = train.train_and_evaluate(config, str(tmp_path))
   assert int(again.step) == 6
+
+
+def test_runs_of_every_seed_share_one_evaluator(tmp_path):
+  from configs import image_folders as image_folders_config
+  from crossdomain import data as data_lib
+  from tests.test_image_folders import folders_config, write_color_folder
+
+  config = image_folders_config.get_config()
+  config.data = folders_config(write_color_folder(tmp_path / "a", 32),
+                               write_color_folder(tmp_path / "b", 32), image_size=16)
+  config.eval.evaluator_dir = str(tmp_path / "evaluators")
+  config.eval.evaluator_steps = 2
+  for seed in (0, 1):
+    config.seed = seed
+    quality.make_quality(config, data_lib.load(config.data, seed))
+  cached = os.listdir(config.eval.evaluator_dir)
+  assert len(cached) == 1 and cached[0].endswith("_2steps_seed0"), cached
+
+  config.eval.evaluator_seed = 1
+  quality.make_quality(config, data_lib.load(config.data, 1))
+  assert len(os.listdir(config.eval.evaluator_dir)) == 2

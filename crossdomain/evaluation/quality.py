@@ -187,18 +187,20 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
     evaluator = classifier.fashion_mnist_evaluator(
         config.eval.evaluator_dir, local_dir=config.data.fashion_mnist_dir,
         tfds_data_dir=config.data.tfds_data_dir, steps=config.eval.evaluator_steps,
-        seed=config.seed)
+        seed=config.eval.evaluator_seed)
     _warn_if_weak(evaluator)
     return ImageQuality(evaluator, fashion_mnist.SHOE_CLASSES, (fashion_mnist.BAG_CLASS,),
                         domains.a.test_labels[:config.eval.max_examples], config.seed)
 
   shape = "x".join(str(n) for n in domains.a.example_shape)
-  key = f"{config.data.name}_{_data_key(config.data)}_{shape}_{config.eval.evaluator_steps}steps"
-  train_a = domains.a.train_sample(config.eval.evaluator_examples, config.seed)
-  train_b = domains.b.train_sample(config.eval.evaluator_examples, config.seed)
+  seed = config.eval.evaluator_seed
+  key = (f"{config.data.name}_{_data_key(config.data)}_{shape}_"
+         f"{config.eval.evaluator_steps}steps_seed{seed}")
+  train_a = domains.a.train_sample(config.eval.evaluator_examples, seed)
+  train_b = domains.b.train_sample(config.eval.evaluator_examples, seed)
   evaluator = classifier.domain_pair_evaluator(
       config.eval.evaluator_dir, key, train_a, train_b, domains.a.test, domains.b.test,
-      steps=config.eval.evaluator_steps, seed=config.seed)
+      steps=config.eval.evaluator_steps, seed=seed)
   _warn_if_weak(evaluator)
   return ImageQuality(evaluator, (0,), (1,), None, config.seed)
 
