@@ -169,9 +169,13 @@ def write_images(directory: str, names: list[str], images: np.ndarray) -> None:
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
 
 
-def read_vectors(path: str, features: int) -> np.ndarray:
-  """Read a CSV file of vectors; a first row that is not numeric is a header."""
-  rows = []
+def read_vectors(path: str, features: int) -> tuple[np.ndarray, list[str] | None]:
+  """Read a CSV file of vectors; a first row that is not numeric is a header.
+
+  Returns:
+    The vectors, [N, features] float32, and the header row or None.
+  """
+  rows, header = [], None
   with open(path, newline="") as handle:
     for line_number, row in enumerate(csv.reader(handle), start=1):
       if not row:
@@ -180,7 +184,8 @@ def read_vectors(path: str, features: int) -> np.ndarray:
         values = [float(value) for value in row]
       except ValueError as error:
         if line_number == 1:
-          continue  # header
+          header = row
+          continue
         raise UserInputError(f"{path}, line {line_number}: {error}") from error
       if len(values) != features:
         raise UserInputError(f"{path}, line {line_number}: {len(values)} values, but the "
@@ -188,12 +193,15 @@ def read_vectors(path: str, features: int) -> np.ndarray:
       rows.append(values)
   if not rows:
     raise UserInputError(f"{path} contains no vectors; expected one vector per row")
-  return np.asarray(rows, np.float32)
+  return np.asarray(rows, np.float32), header
 
 
-def write_vectors(path: str, vectors: np.ndarray) -> None:
+def write_vectors(path: str, vectors: np.ndarray, header: list[str] | None = None) -> None:
   with open(path, "w", newline="") as handle:
-    csv.writer(handle).writerows(vectors.tolist())
+    writer = csv.writer(handle)
+    if header is not None:
+      writer.writerow(header)
+    writer.writerows(vectors.tolist())
 
 
 def translate_path(translator: Translator, direction: str, input_path: str, output: str,
@@ -210,12 +218,13 @@ def translate_path(translator: Translator, direction: str, input_path: str, outp
   if len(source_shape) == 1:
     if not os.path.isfile(input_path):
       raise UserInputError(f"--input {input_path} must be a CSV file for vector domains")
-    outputs = translator(read_vectors(input_path, source_shape[0]), direction)
+    vectors, header = read_vectors(input_path, source_shape[0])
+    outputs = translator(vectors, direction)
     stem = os.path.splitext(os.path.basename(input_path))[0]
     kinds = ("translated", "reconstructed") if with_reconstruction else ("translated",)
     for kind in kinds:
       path = os.path.join(output, f"{stem}_{kind}.csv")
-      write_vectors(path, outputs[kind])
+      write_vectors(path, outputs[kind], header)
       written.append(path)
     return written
 

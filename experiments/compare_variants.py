@@ -10,34 +10,19 @@ figure shows G_AB(A) over B's density for each variant, as in the DiscoGAN
 paper's mixture experiment.
 """
 
-import json
 import os
 import time
 
 import jax
 import matplotlib
-import numpy as np
 from absl import app, flags, logging
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from configs import fashion_shoes_bags, gmm, gmm_ring  # noqa: E402
-from crossdomain import cli, data as data_lib, plotting, train, translate  # noqa: E402
+from crossdomain import cli, data as data_lib, plotting, translate  # noqa: E402
 from crossdomain.data import pipeline  # noqa: E402
-
-VARIANTS = ("gan", "recongan", "discogan")
-CONFIGS = {"gmm": gmm.get_config, "gmm_ring": gmm_ring.get_config,
-           "fashion": fashion_shoes_bags.get_config}
-# Metrics reported per dataset, in table order.
-REPORTED = {
-    "toy": ("mode_coverage_ab", "mode_coverage_ba", "high_quality_ab", "high_quality_ba",
-            "cycle_mse_a", "cycle_mse_b", "coverage_quality"),
-    "image": ("target_accuracy_ab", "target_accuracy_ba", "frechet_distance_ab",
-              "frechet_distance_floor_b", "frechet_distance_ba", "frechet_distance_floor_a",
-              "kid_ab", "kid_ba", "cycle_mse_a", "cycle_mse_b", "subclass_probe_accuracy",
-              "subclass_probe_chance"),
-}
+from experiments.runs import CONFIGS, REPORTED, VARIANTS, mean_std, run_one  # noqa: E402
 
 _DATASETS = flags.DEFINE_list("datasets", ["gmm", "gmm_ring"], f"Any of {sorted(CONFIGS)}.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant: 0, 1, ...")
@@ -49,45 +34,13 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/experiments", "Folder for the ru
 _OUTPUT = flags.DEFINE_string("output", "docs", "Folder for RESULTS.md and its figures.")
 
 
-def run_one(dataset: str, variant: str, seed: int) -> dict:
-  """Train one run, or reuse a finished one, and return its ideal state and training time."""
-  config = CONFIGS[dataset]()
-  config.seed = seed
-  config.loss.variant = variant
-  config.eval.patience = 0
-  if dataset == "fashion":
-    config.num_steps = _FASHION_STEPS.value
-    config.eval.every = max(config.num_steps // 4, 1)
-  else:
-    config.eval.every = 2_000
-  workdir = os.path.join(_WORKDIR.value, f"{dataset}_{variant}_seed{seed}")
-  timing = os.path.join(workdir, "training_seconds.json")
-  if not os.path.exists(timing):
-    # A finished run is reused; its recorded time is reported again.
-    start = time.perf_counter()
-    train.train_and_evaluate(config, workdir)
-    with open(timing, "w") as handle:
-      json.dump({"seconds": time.perf_counter() - start}, handle)
-  with open(timing) as handle:
-    seconds = json.load(handle)["seconds"]
-  with open(os.path.join(workdir, "ideal_state.json")) as handle:
-    ideal = json.load(handle)
-  return {"workdir": workdir, "seconds": seconds, **ideal}
-
-
-def _mean_std(values: list[float]) -> str:
-  if len(values) == 1:
-    return f"{values[0]:.4g}"
-  return f"{np.mean(values):.4g} ± {np.std(values, ddof=1):.2g}"
-
-
 def results_table(dataset: str, results: dict) -> str:
   kind = "image" if dataset == "fashion" else "toy"
   names = REPORTED[kind]
   lines = ["| variant | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
   for variant in VARIANTS:
     runs = results[variant]
-    cells = [_mean_std([run["metrics"][name] for run in runs]) for name in names]
+    cells = [mean_std([run["metrics"][name] for run in runs]) for name in names]
     lines.append(f"| {variant} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -125,7 +78,9 @@ def main(argv):
     seeds = _SEEDS.value
     if dataset == "fashion" and _FASHION_SEEDS.value is not None:
       seeds = _FASHION_SEEDS.value
-    results = {variant: [run_one(dataset, variant, seed) for seed in range(seeds)]
+    results = {variant: [run_one(dataset, variant, seed, root=_WORKDIR.value,
+                                 fashion_steps=_FASHION_STEPS.value)
+                         for seed in range(seeds)]
                for variant in VARIANTS}
     seconds = sum(run["seconds"] for runs in results.values() for run in runs)
     text = [f"## {dataset}", "",

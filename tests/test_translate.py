@@ -41,8 +41,11 @@ def test_translates_csv_with_reconstruction(toy_run, tmp_path):
 
   assert [p.rsplit("/", 1)[1] for p in written] == ["points_translated.csv",
                                                      "points_reconstructed.csv"]
-  translated = np.loadtxt(written[0], delimiter=",")
-  reconstructed = np.loadtxt(written[1], delimiter=",")
+  for path in written:
+    with open(path) as handle:
+      assert handle.readline().strip() == "x,y", path
+  translated = np.loadtxt(written[0], delimiter=",", skiprows=1)
+  reconstructed = np.loadtxt(written[1], delimiter=",", skiprows=1)
   assert translated.shape == reconstructed.shape == (3, 2)
   expected = translator(np.array([[0.0, 0.0], [2.0, 2.0], [-1.0, 1.0]], np.float32), "a2b")
   np.testing.assert_allclose(translated, expected["translated"], rtol=1e-6)

@@ -1,0 +1,65 @@
+"""Training runs shared by the experiments: one run per dataset, variant, seed and dtype."""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from configs import fashion_shoes_bags, gmm, gmm_ring
+from crossdomain import train
+
+VARIANTS = ("gan", "recongan", "discogan")
+CONFIGS = {"gmm": gmm.get_config, "gmm_ring": gmm_ring.get_config,
+           "fashion": fashion_shoes_bags.get_config}
+# Metrics reported per dataset, in table order.
+REPORTED = {
+    "toy": ("mode_coverage_ab", "mode_coverage_ba", "high_quality_ab", "high_quality_ba",
+            "cycle_mse_a", "cycle_mse_b", "coverage_quality"),
+    "image": ("target_accuracy_ab", "target_accuracy_ba", "frechet_distance_ab",
+              "frechet_distance_floor_b", "frechet_distance_ba", "frechet_distance_floor_a",
+              "kid_ab", "kid_ba", "cycle_mse_a", "cycle_mse_b", "subclass_probe_accuracy",
+              "subclass_probe_chance"),
+}
+
+
+def run_one(dataset: str, variant: str, seed: int, *, root: str, fashion_steps: int,
+            compute_dtype: str = "float32") -> dict:
+  """Train one run, or reuse a finished one, and return its ideal state and training time.
+
+  The run's folder under `root` names the dataset, variant and seed, and the
+  compute dtype when it is not float32.
+  """
+  config = CONFIGS[dataset]()
+  config.seed = seed
+  config.loss.variant = variant
+  config.model.compute_dtype = compute_dtype
+  config.eval.patience = 0
+  if dataset == "fashion":
+    config.num_steps = fashion_steps
+    config.eval.every = max(config.num_steps // 4, 1)
+  else:
+    config.eval.every = 2_000
+  name = f"{dataset}_{variant}_seed{seed}"
+  if compute_dtype != "float32":
+    name += f"_{compute_dtype}"
+  workdir = os.path.join(root, name)
+  timing = os.path.join(workdir, "training_seconds.json")
+  if not os.path.exists(timing):
+    # A finished run is reused; its recorded time is reported again.
+    start = time.perf_counter()
+    train.train_and_evaluate(config, workdir)
+    with open(timing, "w") as handle:
+      json.dump({"seconds": time.perf_counter() - start}, handle)
+  with open(timing) as handle:
+    seconds = json.load(handle)["seconds"]
+  with open(os.path.join(workdir, "ideal_state.json")) as handle:
+    ideal = json.load(handle)
+  return {"workdir": workdir, "seconds": seconds, "num_steps": config.num_steps, **ideal}
+
+
+def mean_std(values: list[float]) -> str:
+  """Format values as "mean ± sample standard deviation", or the value alone."""
+  if len(values) == 1:
+    return f"{values[0]:.4g}"
+  return f"{np.mean(values):.4g} ± {np.std(values, ddof=1):.2g}"
