@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import ml_collections
+from absl import logging
 import orbax.checkpoint as ocp
 
 from crossdomain.errors import UserInputError
@@ -28,6 +29,9 @@ META_ITEM = "meta"
 # Config sections whose values decide the shapes of the saved arrays. A
 # checkpoint made with other values cannot be restored into this run.
 _STRUCTURAL_FIELDS = ("model.tie_generators", "model.hidden", "data.name")
+# Sections whose changes a resumed run accepts with a warning: it continues
+# on other data or with another objective than the checkpoint was trained on.
+_WARNED_SECTIONS = ("data", "loss", "seed")
 
 
 def _split(state: TrainState) -> dict[str, Any]:
@@ -78,6 +82,25 @@ def describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> list[st
     if json.dumps(before) != json.dumps(now):
       differences.append(f"config.{field}: checkpoint {before!r}, this run {now!r}")
   return differences
+
+
+def describe_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+  """Return one line per changed data, loss or seed setting between two runs' meta records."""
+  def flatten(tree, prefix):
+    if not isinstance(tree, dict):
+      return {prefix: tree}
+    return {key: value for name, child in tree.items()
+            for key, value in flatten(child, f"{prefix}.{name}").items()}
+
+  changes = []
+  for section in _WARNED_SECTIONS:
+    before = flatten(_lookup(saved["config"], section), section)
+    now = flatten(_lookup(current["config"], section), section)
+    for field in sorted(set(before) | set(now)):
+      if json.dumps(before.get(field)) != json.dumps(now.get(field)):
+        changes.append(f"config.{field}: checkpoint {before.get(field)!r}, "
+                       f"this run {now.get(field)!r}")
+  return changes
 
 
 def _abstract(tree):
@@ -141,6 +164,10 @@ class Checkpoints:
           + "\n  ".join(differences)
           + "\nUse another --workdir, or the config the checkpoint was made with. "
             "The checkpoint was left unchanged.")
+    changes = describe_changes(self.read_meta(step), self._meta)
+    if changes:
+      logging.warning("Resuming step %d with settings other than the checkpoint's:\n  %s",
+                      step, "\n  ".join(changes))
     args = {name: ocp.args.StandardRestore(_abstract(tree))
             for name, tree in _split(template).items()}
     return _join(self._manager.restore(step, args=ocp.args.Composite(**args)), template)

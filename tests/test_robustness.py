@@ -1,5 +1,6 @@
 """Runs that are stopped, killed, diverge or meet a checkpoint of another model."""
 
+import logging
 import os
 import signal
 
@@ -90,6 +91,17 @@ def _snapshot(folder):
       with open(path, "rb") as handle:
         files[os.path.relpath(path, folder)] = handle.read()
   return files
+
+
+def test_resume_with_other_data_settings_warns(tmp_path, caplog):
+  train.train_and_evaluate(runs.tiny_config(num_steps=4), str(tmp_path))
+  changed = runs.tiny_config(num_steps=6, **{"data.variance_b": 0.5})
+  with caplog.at_level(logging.WARNING):
+    train.train_and_evaluate(changed, str(tmp_path))
+  assert "Resuming step 4 with settings other than the checkpoint's" in caplog.text
+  assert "config.data.variance_b: checkpoint 0.1, this run 0.5" in caplog.text
+  # num_steps is expected to change on resume and is not reported.
+  assert "num_steps" not in caplog.text
 
 
 def test_checkpoint_of_other_model_is_rejected_untouched(tmp_path):
