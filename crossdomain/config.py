@@ -41,6 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
   # measured fastest for each layer's shape; the others are "subpixel",
   # "shifted_subpixel", "dilated" and "col2im". See models/upsample.py.
   config.model.upsample = "auto"
+  # Initial kernels of image networks: "pytorch", the reference's U(-1/sqrt(n),
+  # 1/sqrt(n)), or "lecun", Flax's default. See upsample.kernel_initializer.
+  config.model.init_scheme = "pytorch"
   config.model.hidden = (256, 256)  # vector domains only
 
   config.loss = ml_collections.ConfigDict()
@@ -122,6 +125,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config.loss.gan, "loss.gan", ("bce", "least_squares"))
   _choice(config.loss.reconstruction, "loss.reconstruction", ("mse", "l1"))
   _choice(config.model.compute_dtype, "model.compute_dtype", ("float32", "bfloat16"))
+  _choice(config.model.init_scheme, "model.init_scheme", ("pytorch", "lecun"))
   _choice(config.model.upsample, "model.upsample",
           ("auto", "subpixel", "shifted_subpixel", "dilated", "col2im"))
   for field in ("recon_weight_start", "recon_weight"):

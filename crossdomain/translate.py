@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 from absl import app, flags, logging
 from PIL import Image, UnidentifiedImageError
 
-from crossdomain import checkpointing, cli, steps
+from crossdomain import checkpointing, cli, config as config_lib, steps
 from crossdomain.errors import UserInputError
 from crossdomain.models import Networks, build_networks
 
@@ -106,7 +106,10 @@ def load_translator(workdir: str, step: str = "latest") -> Translator:
 
   meta = manager.restore(chosen, args=ocp.args.Composite(
       **{checkpointing.META_ITEM: ocp.args.JsonRestore()}))[checkpointing.META_ITEM]
-  config = ml_collections.ConfigDict(meta["config"])
+  # Fields added to the config after this checkpoint was written take their
+  # defaults.
+  config = config_lib.base_config()
+  config.update(meta["config"])
   shape_a, shape_b = tuple(meta["example_shape_a"]), tuple(meta["example_shape_b"])
   networks = build_networks(config.model, shape_a, shape_b)
 

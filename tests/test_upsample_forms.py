@@ -149,7 +149,8 @@ def test_downsample_module_is_flax_conv(formulation, use_bias):
   """Same parameter names, shapes and initial values as nn.Conv, and the same outputs."""
   x = _random((2, 8, 8, 3), 15)
   conv = nn.Conv(4, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=use_bias)
-  down = upsample.Downsample(4, use_bias=use_bias, formulation=formulation)
+  down = upsample.Downsample(4, use_bias=use_bias, formulation=formulation,
+                             init_scheme="lecun")
   conv_params = conv.init(jax.random.PRNGKey(1), x)["params"]
   down_params = down.init(jax.random.PRNGKey(1), x)["params"]
 
@@ -185,7 +186,7 @@ class _ConvEncoder(nn.Module):
 
 def test_encoder_keeps_conv_parameter_paths():
   x = jnp.zeros((1, 16, 16, 1))
-  encoder = Encoder((8, 16)).init(jax.random.PRNGKey(2), x, train=False)
+  encoder = Encoder((8, 16), init_scheme="lecun").init(jax.random.PRNGKey(2), x, train=False)
   conv_encoder = _ConvEncoder((8, 16)).init(jax.random.PRNGKey(2), x)
   assert jax.tree.structure(encoder) == jax.tree.structure(conv_encoder)
   for leaf, conv_leaf in zip(jax.tree.leaves(encoder), jax.tree.leaves(conv_encoder)):
@@ -225,3 +226,18 @@ def test_encoder_auto_gradients_match_conv():
   conv = jax.grad(loss, argnums=(0, 1))(variables["params"], x, "conv")
   for auto_leaf, conv_leaf in zip(jax.tree.leaves(auto), jax.tree.leaves(conv)):
     np.testing.assert_allclose(auto_leaf, conv_leaf, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("module,fan_in", [
+    # PyTorch's fan-in: 16 taps times the input channels of a convolution
+    # (here 32), but times the output channels of a transposed one (here 64).
+    (upsample.Downsample(64), 16 * 32),
+    (upsample.Upsample(64), 16 * 64),
+])
+def test_pytorch_init_draws_reference_uniform(module, fan_in):
+  kernel = module.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 32)))["params"]["kernel"]
+  bound = 1 / np.sqrt(fan_in)
+  assert np.abs(kernel).max() <= bound
+  # A uniform distribution on [-bound, bound] has standard deviation bound / sqrt(3).
+  np.testing.assert_allclose(np.std(kernel), bound / np.sqrt(3), rtol=0.02)
+  np.testing.assert_allclose(np.abs(kernel).max(), bound, rtol=0.01)

@@ -64,8 +64,10 @@ def build_networks(config: ml_collections.ConfigDict, shape_a: tuple[int, ...],
       raise UserInputError(f"image domains must share one shape, got {shape_a} and {shape_b}")
     size, _, channels = shape_a
     num_stages(size)  # reject an unusable size now, not when the networks first run
-    generator_ab = generator_ba = ImageGenerator(size, channels, config.upsample, dtype)
-    discriminator_a = discriminator_b = ImageDiscriminator(size, dtype)
+    generator_ab = generator_ba = ImageGenerator(size, channels, config.upsample, dtype,
+                                                 init_scheme=config.init_scheme)
+    discriminator_a = discriminator_b = ImageDiscriminator(size, dtype,
+                                                           init_scheme=config.init_scheme)
   elif len(shape_a) == 1:
     hidden = tuple(config.hidden)
     generator_ab = VectorGenerator(shape_b[0], hidden, dtype)

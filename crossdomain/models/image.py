@@ -14,7 +14,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from crossdomain.errors import UserInputError
-from crossdomain.models.upsample import Downsample, DownsampleFormulation, Formulation, Upsample
+from crossdomain.models.upsample import (Downsample, DownsampleFormulation, Formulation,
+                                         Upsample, kernel_initializer)
 
 
 BASE_FEATURES = 64  # channels of the first stage; each later stage doubles it
@@ -49,6 +50,7 @@ class Encoder(nn.Module):
   features: Sequence[int]
   dtype: jnp.dtype | None = None
   downsample: DownsampleFormulation = "auto"
+  init_scheme: str = "pytorch"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, list[jax.Array]]:
@@ -57,9 +59,9 @@ class Encoder(nn.Module):
     for stage, features in enumerate(self.features):
       first = stage == 0
       # Named as the nn.Conv that this layer replaced, so checkpoints load
-      # and initial values stay the same.
-      x = Downsample(features, use_bias=first, formulation=self.downsample,
-                     dtype=self.dtype, name=f"Conv_{stage}")(x)
+      # (initial values match it with init_scheme "lecun").
+      x = Downsample(features, use_bias=first, formulation=self.downsample, dtype=self.dtype,
+                     init_scheme=self.init_scheme, name=f"Conv_{stage}")(x)
       if not first:
         x = _batch_norm(train, self.dtype)(x)
       x = nn.leaky_relu(x, LEAKY_SLOPE)
@@ -75,20 +77,22 @@ class ImageGenerator(nn.Module):
   channels: int
   upsample: Formulation = "auto"
   dtype: jnp.dtype | None = None
+  init_scheme: str = "pytorch"  # of the kernels; see upsample.kernel_initializer
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     features = stage_features(self.image_size)
-    x, _ = Encoder(features, self.dtype)(x, train)
+    x, _ = Encoder(features, self.dtype, init_scheme=self.init_scheme)(x, train)
 
     # The decoder mirrors the encoder: each stage halves the channels and
     # doubles the size, and the last one maps to the image's channels.
     for out_features in reversed(features[:-1]):
-      x = Upsample(out_features, formulation=self.upsample, dtype=self.dtype)(x)
+      x = Upsample(out_features, formulation=self.upsample, dtype=self.dtype,
+                   init_scheme=self.init_scheme)(x)
       x = _batch_norm(train, self.dtype)(x)
       x = nn.relu(x)
     x = Upsample(self.channels, use_bias=True, formulation=self.upsample,
-                 dtype=self.dtype)(x)
+                 dtype=self.dtype, init_scheme=self.init_scheme)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -97,11 +101,14 @@ class ImageDiscriminator(nn.Module):
 
   image_size: int
   dtype: jnp.dtype | None = None
+  init_scheme: str = "pytorch"  # of the kernels; see upsample.kernel_initializer
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, list[jax.Array]]:
     """Return logits [batch] and the batch-normalized stages' maps for feature matching."""
-    x, features = Encoder(stage_features(self.image_size), self.dtype)(x, train)
-    x = nn.Conv(1, (4, 4), padding="VALID", dtype=self.dtype)(x)
+    encoder = Encoder(stage_features(self.image_size), self.dtype, init_scheme=self.init_scheme)
+    x, features = encoder(x, train)
+    x = nn.Conv(1, (4, 4), padding="VALID", dtype=self.dtype,
+                kernel_init=kernel_initializer(self.init_scheme, transposed=False))(x)
     logits = x.reshape(x.shape[0]).astype(jnp.float32)
     return logits, [feature.astype(jnp.float32) for feature in features]
