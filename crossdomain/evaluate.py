@@ -26,12 +26,17 @@ from crossdomain.evaluation import metrics, quality as quality_lib
 
 ARRAY_NAMES = ("a", "ab", "aba", "b", "ba", "bab")
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a training run to evaluate.")
-_STEP = flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
-_NPZ = flags.DEFINE_string("npz", None, "NPZ file of translations made by any program.")
-_JSON = flags.DEFINE_bool("json", False, "Print only a JSON object of the metrics.")
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Run config that names the domains of an --npz file.", lock_config=True)
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """Define the command's flags; only when run as a program, so importing stays free of them."""
+  flags.DEFINE_string("workdir", None, "Workdir of a training run to evaluate.")
+  flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
+  flags.DEFINE_string("npz", None, "NPZ file of translations made by any program.")
+  flags.DEFINE_bool("json", False, "Print only a JSON object of the metrics.")
+  config_flags.DEFINE_config_file(
+      "config", None, "Run config that names the domains of an --npz file.", lock_config=True)
 
 
 def images_to_model_range(images: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -78,7 +83,7 @@ def read_npz(path: str, domains: data_lib.DomainPair) -> dict[str, np.ndarray]:
   return arrays
 
 
-def _source_labels(measure, arrays, domains: data_lib.DomainPair):
+def source_labels(measure, arrays, domains: data_lib.DomainPair):
   """Fit the measure to arrays whose source classes or modes are not given."""
   if isinstance(measure, quality_lib.ToyQuality):
     modes_a, _ = metrics.nearest_modes(arrays["a"], measure.mixtures[0])
@@ -105,7 +110,7 @@ def evaluate_npz(path: str, config) -> quality_lib.Report:
   if measure is None:
     raise UserInputError(f"data.name {config.data.name!r} has no quality measure")
   arrays = read_npz(path, domains)
-  return _source_labels(measure, arrays, domains)(arrays)
+  return source_labels(measure, arrays, domains)(arrays)
 
 
 def evaluate_checkpoint(workdir: str, step: str) -> tuple[int, quality_lib.Report]:
@@ -131,25 +136,25 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   cli.quiet_library_logs()
-  if bool(_WORKDIR.value) == bool(_NPZ.value):
+  if bool(FLAGS.workdir) == bool(FLAGS.npz):
     raise app.UsageError("give exactly one of --workdir and --npz")
   try:
-    if _NPZ.value:
-      if _CONFIG.value is None:
+    if FLAGS.npz:
+      if FLAGS.config is None:
         raise UserInputError("--npz needs --config, the run config that names the domains")
-      report = evaluate_npz(_NPZ.value, _CONFIG.value)
-      source = _NPZ.value
+      report = evaluate_npz(FLAGS.npz, FLAGS.config)
+      source = FLAGS.npz
     else:
-      step, report = evaluate_checkpoint(_WORKDIR.value, _STEP.value)
-      source = f"{_WORKDIR.value} at step {step}"
-      path = os.path.join(_WORKDIR.value, f"evaluation_{step:07d}.json")
+      step, report = evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
+      source = f"{FLAGS.workdir} at step {step}"
+      path = os.path.join(FLAGS.workdir, f"evaluation_{step:07d}.json")
       with open(path, "w") as handle:
         json.dump({"step": step, "metrics": report.metrics, "details": report.details},
                   handle, indent=2)
   except UserInputError as error:
     raise SystemExit(f"error: {error}") from None
 
-  if _JSON.value:
+  if FLAGS.json:
     print(json.dumps(report.metrics, sort_keys=True))
     return
   print(f"Translation quality of {source}:")
@@ -160,4 +165,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

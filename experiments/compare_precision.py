@@ -35,7 +35,7 @@ _OUTPUT = flags.DEFINE_string("output", "docs", "Folder for PRECISION.md.")
 
 
 def precision_table(dataset: str, results: dict[str, list[dict]]) -> str:
-  """One row per metric, one column per dtype, and the seconds per training step."""
+  """Return a table with one row per metric and one column per dtype, then seconds per step."""
   kind = "image" if dataset == "fashion" else "toy"
   lines = ["| metric | " + " | ".join(DTYPES) + " |", "|---" * (len(DTYPES) + 1) + "|"]
   for name in runs.REPORTED[kind]:
