@@ -73,8 +73,11 @@ def read_npz(path: str, domains: data_lib.DomainPair) -> dict[str, np.ndarray]:
     shape = shapes[name[-1]]  # ab ends in B's shape, aba in A's
     if domains.is_image:
       arrays[name] = images_to_model_range(values, shape, name)
+    elif values.ndim != 2 or values.shape[1:] != tuple(shape):
+      raise UserInputError(f"array {name!r} has shape {values.shape}, expected [N, {shape[0]}]: "
+                           f"one row of {shape[0]} values per example")
     else:
-      arrays[name] = np.asarray(values, np.float32).reshape(-1, *shape)
+      arrays[name] = np.asarray(values, np.float32)
   for source, outputs in (("a", ("ab", "aba")), ("b", ("ba", "bab"))):
     for name in outputs:
       if len(arrays[name]) != len(arrays[source]):

@@ -80,8 +80,8 @@ def main(argv):
   header = ["# Results: float32 against bfloat16 compute", "",
             f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
             f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
-            f"{(time.perf_counter() - started) / 60:.1f} minutes in all (finished runs "
-            "are reused and take no time).", "",
+            f"{(time.perf_counter() - started) / 60:.1f} minutes for this command, which "
+            "reused runs that had finished before.", "",
             "Each cell is the mean ± standard deviation over seeds at each run's ideal "
             "state. Metrics are defined in crossdomain/evaluation/quality.py.", ""]
   with open(os.path.join(_OUTPUT.value, "PRECISION.md"), "w") as handle:

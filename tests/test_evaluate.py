@@ -63,6 +63,17 @@ def test_npz_without_an_array_names_it(tmp_path):
   assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("rows", [200, 201])
+def test_npz_of_wrong_width_names_the_shape(tmp_path, rows):
+  arrays = {name: np.zeros((rows, 3), np.float32) for name in evaluate.ARRAY_NAMES}
+  path = tmp_path / "wide.npz"
+  np.savez(path, **arrays)
+  result = _evaluate(f"--npz={path}", "--config=configs/gmm.py")
+  assert result.returncode != 0
+  assert f"has shape ({rows}, 3), expected [N, 2]" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
 def test_npz_without_config_is_an_error(tmp_path):
   result = _evaluate(f"--npz={tmp_path / 'any.npz'}")
   assert result.returncode != 0
