@@ -157,14 +157,15 @@ class Checkpoints:
     Raises:
       UserInputError: the checkpoint was made by a run of another structure.
     """
-    differences = describe_mismatch(self.read_meta(step), self._meta)
+    saved = self.read_meta(step)
+    differences = describe_mismatch(saved, self._meta)
     if differences:
       raise UserInputError(
           f"the checkpoint at step {step} in {self.directory} does not fit this config:\n  "
           + "\n  ".join(differences)
           + "\nUse another --workdir, or the config the checkpoint was made with. "
             "The checkpoint was left unchanged.")
-    changes = describe_changes(self.read_meta(step), self._meta)
+    changes = describe_changes(saved, self._meta)
     if changes:
       logging.warning("Resuming step %d with settings other than the checkpoint's:\n  %s",
                       step, "\n  ".join(changes))

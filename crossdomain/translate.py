@@ -24,6 +24,7 @@ from absl import app, flags, logging
 from PIL import Image, UnidentifiedImageError
 
 from crossdomain import checkpointing, cli, config as config_lib, steps
+from crossdomain.data import csv_vectors
 from crossdomain.errors import UserInputError
 from crossdomain.models import Networks, build_networks
 
@@ -173,30 +174,16 @@ def write_images(directory: str, names: list[str], images: np.ndarray) -> None:
 
 
 def read_vectors(path: str, features: int) -> tuple[np.ndarray, list[str] | None]:
-  """Read a CSV file of vectors; a first row that is not numeric is a header.
+  """Read a CSV file of vectors and its header row, by the rules of data/csv_vectors.py.
 
   Returns:
     The vectors, [N, features] float32, and the header row or None.
   """
-  rows, header = [], None
-  with open(path, newline="") as handle:
-    for line_number, row in enumerate(csv.reader(handle), start=1):
-      if not row:
-        continue
-      try:
-        values = [float(value) for value in row]
-      except ValueError as error:
-        if line_number == 1:
-          header = row
-          continue
-        raise UserInputError(f"{path}, line {line_number}: {error}") from error
-      if len(values) != features:
-        raise UserInputError(f"{path}, line {line_number}: {len(values)} values, but the "
-                             f"model expects vectors of {features}")
-      rows.append(values)
-  if not rows:
-    raise UserInputError(f"{path} contains no vectors; expected one vector per row")
-  return np.asarray(rows, np.float32), header
+  vectors, header = csv_vectors.read_table(path)
+  if vectors.shape[1] != features:
+    raise UserInputError(f"{path} has {vectors.shape[1]} values per row, but the model "
+                         f"expects vectors of {features}")
+  return vectors, header
 
 
 def write_vectors(path: str, vectors: np.ndarray, header: list[str] | None = None) -> None:

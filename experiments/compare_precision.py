@@ -14,7 +14,6 @@ ideal states, with the training time per step.
 import os
 import time
 
-import jax
 from absl import app, flags, logging
 
 from crossdomain import cli
@@ -57,12 +56,9 @@ def main(argv):
   started = time.perf_counter()
   sections = []
   for dataset in _DATASETS.value:
-    seeds = _SEEDS.value
-    if dataset == "fashion" and _FASHION_SEEDS.value is not None:
-      seeds = _FASHION_SEEDS.value
+    seeds = runs.seeds_for(dataset, _SEEDS.value, _FASHION_SEEDS.value)
     results = {dtype: [runs.run_one(dataset, VARIANT, seed, root=_WORKDIR.value,
-                                                fashion_steps=_FASHION_STEPS.value,
-                                                compute_dtype=dtype)
+                                    fashion_steps=_FASHION_STEPS.value, compute_dtype=dtype)
                        for seed in range(seeds)]
                for dtype in DTYPES}
     steps = results[DTYPES[0]][0]["num_steps"]
@@ -72,16 +68,10 @@ def main(argv):
         precision_table(dataset, results), ""]))
     logging.info("%s done", dataset)
 
-  command = ("uv run python -m experiments.compare_precision "
-             f"--datasets={','.join(_DATASETS.value)} --seeds={_SEEDS.value} "
-             f"--fashion_steps={_FASHION_STEPS.value}")
-  if _FASHION_SEEDS.value is not None:
-    command += f" --fashion_seeds={_FASHION_SEEDS.value}"
   header = ["# Results: float32 against bfloat16 compute", "",
-            f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
-            f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
-            f"{(time.perf_counter() - started) / 60:.1f} minutes for this command, which "
-            "reused runs that had finished before.", "",
+            runs.provenance("compare_precision", _DATASETS.value, _SEEDS.value,
+                            _FASHION_STEPS.value, _FASHION_SEEDS.value,
+                            time.perf_counter() - started), "",
             "Each cell is the mean ± standard deviation over seeds at each run's ideal "
             "state. Metrics are defined in crossdomain/evaluation/quality.py.", ""]
   with open(os.path.join(_OUTPUT.value, "PRECISION.md"), "w") as handle:

@@ -13,7 +13,6 @@ paper's mixture experiment.
 import os
 import time
 
-import jax
 import matplotlib
 from absl import app, flags, logging
 
@@ -22,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from crossdomain import cli, data as data_lib, plotting, translate  # noqa: E402
 from crossdomain.data import pipeline  # noqa: E402
+from experiments import runs  # noqa: E402
 from experiments.runs import CONFIGS, REPORTED, VARIANTS, mean_std, run_one  # noqa: E402
 
 _DATASETS = flags.DEFINE_list("datasets", ["gmm", "gmm_ring"], f"Any of {sorted(CONFIGS)}.")
@@ -75,9 +75,7 @@ def main(argv):
   started = time.perf_counter()
   sections = []
   for dataset in _DATASETS.value:
-    seeds = _SEEDS.value
-    if dataset == "fashion" and _FASHION_SEEDS.value is not None:
-      seeds = _FASHION_SEEDS.value
+    seeds = runs.seeds_for(dataset, _SEEDS.value, _FASHION_SEEDS.value)
     results = {variant: [run_one(dataset, variant, seed, root=_WORKDIR.value,
                                  fashion_steps=_FASHION_STEPS.value)
                          for seed in range(seeds)]
@@ -96,23 +94,17 @@ def main(argv):
     sections.append("\n".join(text))
     logging.info("%s done in %.1f minutes", dataset, seconds / 60)
 
-  command = ("uv run python -m experiments.compare_variants "
-             f"--datasets={','.join(_DATASETS.value)} --seeds={_SEEDS.value} "
-             f"--fashion_steps={_FASHION_STEPS.value}")
-  if _FASHION_SEEDS.value is not None:
-    command += f" --fashion_seeds={_FASHION_SEEDS.value}"
   header = ["# Results: gan, recongan and discogan", "",
-            f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
-            f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
-            f"{(time.perf_counter() - started) / 60:.1f} minutes for this command, which "
-            "reused runs that had finished before; the training times below count each "
-            "run once.", "",
+            runs.provenance("compare_variants", _DATASETS.value, _SEEDS.value,
+                            _FASHION_STEPS.value, _FASHION_SEEDS.value,
+                            time.perf_counter() - started)
+            + " The training times below count each run once.", "",
             "`gan` trains no reconstruction, `recongan` reconstructs A -> B -> A only, "
             "`discogan` both cycles. Metrics are defined in "
             "crossdomain/evaluation/quality.py. Image cycle errors are in [0, 1] pixel "
             "units. A Fréchet floor is the distance between two random halves of the real "
-            "held-out images; it depends on the seed that draws the halves and on how many "
-            "images there are, so it differs between runs, and between sections of this "
+            "held-out images. It depends on the seed that draws the halves and on how many "
+            "images there are, so it differs between runs and between sections of this "
             "page.", ""]
   with open(os.path.join(_OUTPUT.value, "RESULTS.md"), "w") as handle:
     handle.write("\n".join(header + sections))

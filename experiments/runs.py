@@ -4,6 +4,8 @@ import json
 import os
 import time
 
+import jax
+
 import numpy as np
 
 from configs import fashion_shoes_bags, gmm, gmm_ring
@@ -63,3 +65,23 @@ def mean_std(values: list[float]) -> str:
   if len(values) == 1:
     return f"{values[0]:.4g}"
   return f"{np.mean(values):.4g} ± {np.std(values, ddof=1):.2g}"
+
+
+def seeds_for(dataset: str, seeds: int, fashion_seeds: int | None) -> int:
+  """Return how many seeds a dataset runs: `fashion_seeds` for Fashion-MNIST when set."""
+  if dataset == "fashion" and fashion_seeds is not None:
+    return fashion_seeds
+  return seeds
+
+
+def provenance(module: str, datasets: list[str], seeds: int, fashion_steps: int,
+               fashion_seeds: int | None, seconds: float) -> str:
+  """Return the line that names the command, date, devices and time behind a results page."""
+  command = (f"uv run python -m experiments.{module} --datasets={','.join(datasets)} "
+             f"--seeds={seeds} --fashion_steps={fashion_steps}")
+  if fashion_seeds is not None:
+    command += f" --fashion_seeds={fashion_seeds}"
+  return (f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
+          f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
+          f"{seconds / 60:.1f} minutes for this command, which reused runs that had "
+          "finished before.")

@@ -39,7 +39,7 @@ def _toy_arrays(collapse_ab: bool) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("collapse_ab,coverage_ab", [(False, 2.0), (True, 1.0)])
-def test_npz_of_known_maps_scores_their_coverage(tmp_path, collapse_ab, coverage_ab):
+def test_npz_scores_known_coverage(tmp_path, collapse_ab, coverage_ab):
   path = tmp_path / "translations.npz"
   np.savez(path, **_toy_arrays(collapse_ab))
   result = _evaluate(f"--npz={path}", "--config=configs/gmm.py", "--json")
@@ -52,7 +52,7 @@ def test_npz_of_known_maps_scores_their_coverage(tmp_path, collapse_ab, coverage
   assert metrics["cycle_mse_a"] == metrics["cycle_mse_b"] == 0.0
 
 
-def test_npz_without_an_array_names_it(tmp_path):
+def test_npz_missing_array_named(tmp_path):
   arrays = _toy_arrays(False)
   del arrays["bab"]
   path = tmp_path / "partial.npz"
@@ -64,7 +64,7 @@ def test_npz_without_an_array_names_it(tmp_path):
 
 
 @pytest.mark.parametrize("rows", [200, 201])
-def test_npz_of_wrong_width_names_the_shape(tmp_path, rows):
+def test_npz_wrong_width_named(tmp_path, rows):
   arrays = {name: np.zeros((rows, 3), np.float32) for name in evaluate.ARRAY_NAMES}
   path = tmp_path / "wide.npz"
   np.savez(path, **arrays)
@@ -74,7 +74,7 @@ def test_npz_of_wrong_width_names_the_shape(tmp_path, rows):
   assert "Traceback" not in result.stderr
 
 
-def test_npz_without_config_is_an_error(tmp_path):
+def test_npz_requires_config(tmp_path):
   result = _evaluate(f"--npz={tmp_path / 'any.npz'}")
   assert result.returncode != 0
   assert "--npz needs --config" in result.stderr
@@ -96,7 +96,7 @@ def test_images_out_of_range_are_rejected():
     evaluate.images_to_model_range(np.array([[[0.0, 3.0]]]), (1, 2, 1), "ab")
 
 
-def test_checkpoint_evaluation_writes_its_report(tmp_path):
+def test_checkpoint_report_written(tmp_path):
   config = runs.tiny_config(num_steps=4)
   train.train_and_evaluate(config, str(tmp_path))
   result = _evaluate(f"--workdir={tmp_path}", "--step=latest", "--json")

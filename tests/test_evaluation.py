@@ -180,7 +180,8 @@ def test_runs_of_every_seed_share_one_evaluator(tmp_path):
     config.seed = seed
     quality.make_quality(config, data_lib.load(config.data, seed))
   cached = os.listdir(config.eval.evaluator_dir)
-  assert len(cached) == 1 and cached[0].endswith("_2steps_seed0"), cached
+  assert len(cached) == 1, cached
+  assert cached[0].endswith("_2steps_seed0"), cached
 
   config.eval.evaluator_seed = 1
   quality.make_quality(config, data_lib.load(config.data, 1))

@@ -93,7 +93,7 @@ def _snapshot(folder):
   return files
 
 
-def test_resume_with_other_data_settings_warns(tmp_path, caplog):
+def test_resume_with_changed_data_warns(tmp_path, caplog):
   train.train_and_evaluate(runs.tiny_config(num_steps=4), str(tmp_path))
   changed = runs.tiny_config(num_steps=6, **{"data.variance_b": 0.5})
   with caplog.at_level(logging.WARNING):

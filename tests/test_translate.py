@@ -65,9 +65,15 @@ def test_wrong_vector_length_names_file_and_line(toy_run, tmp_path):
   workdir, _ = toy_run
   _write_csv(tmp_path / "bad.csv", [[0.0, 0.0], [1.0, 2.0, 3.0]])
   translator = translate.load_translator(workdir, "latest")
-  with pytest.raises(UserInputError, match=r"bad.csv, line 2: 3 values, but the model "
-                                           r"expects vectors of 2"):
+  with pytest.raises(UserInputError, match=r"line 2 of .*bad.csv has a different number of "
+                                           r"values \(3\) than the first row \(2\)"):
     translate.translate_path(translator, "b2a", str(tmp_path / "bad.csv"),
+                             str(tmp_path / "out"), with_reconstruction=False)
+
+  _write_csv(tmp_path / "wide.csv", [[0.0, 0.0, 1.0], [1.0, 2.0, 3.0]])
+  with pytest.raises(UserInputError, match=r"wide.csv has 3 values per row, but the model "
+                                           r"expects vectors of 2"):
+    translate.translate_path(translator, "b2a", str(tmp_path / "wide.csv"),
                              str(tmp_path / "out"), with_reconstruction=False)
 
 

@@ -49,7 +49,13 @@ def _parse_row(cells: list[str], path: str, line: int, num_columns: int,
 
 
 def read_vectors(path: str | os.PathLike) -> np.ndarray:
-  """Read a CSV file of numbers into float32 [rows, columns].
+  """Read a CSV file of numbers into float32 [rows, columns], without its header."""
+  vectors, _ = read_table(path)
+  return vectors
+
+
+def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
+  """Read a CSV file of numbers into float32 [rows, columns] and its header row.
 
   Cells may be padded with spaces. A UTF-8 byte order mark is ignored.
 
@@ -57,7 +63,8 @@ def read_vectors(path: str | os.PathLike) -> np.ndarray:
     path: the CSV file, comma-separated, with an optional header row.
 
   Returns:
-    float32 [rows, columns], the data rows in file order.
+    float32 [rows, columns], the data rows in file order, and the header
+    row's cells, or None when the file has no header.
 
   Raises:
     CsvFileNotFoundError: the file does not exist.
@@ -69,7 +76,7 @@ def read_vectors(path: str | os.PathLike) -> np.ndarray:
   if not os.path.isfile(path):
     raise CsvFileNotFoundError(f"CSV file {path} does not exist; check data.csv_a and data.csv_b")
 
-  rows = []
+  rows, header = [], None
   num_columns = None  # set by the first non-blank row
   with open(path, newline="", encoding="utf-8-sig") as file:
     reader = csv.reader(file)
@@ -82,7 +89,8 @@ def read_vectors(path: str | os.PathLike) -> np.ndarray:
         if is_first_row:
           num_columns = len(cells)
           if all(_parse_number(cell) is None for cell in cells):
-            continue  # a header row
+            header = cells
+            continue
         rows.append(_parse_row(cells, path, reader.line_num, num_columns, is_first_row))
     except csv.Error as error:
       raise UserInputError(f"line {reader.line_num} of {path} is not valid CSV: {error}") from error
@@ -90,4 +98,4 @@ def read_vectors(path: str | os.PathLike) -> np.ndarray:
   if not rows:
     raise UserInputError(f"CSV file {path} contains no data rows; expected one row of numbers "
                          "per example")
-  return np.asarray(rows, np.float32)
+  return np.asarray(rows, np.float32), header
