@@ -12,8 +12,8 @@ update and one generator update, each on a batch of both domains.
 It prints the compile time, the median seconds per iteration, images per
 second, the floating-point operations of an iteration from XLA's cost
 analysis and the achieved GFLOP/s. Next to them it prints the float32
-matrix-multiply throughput of the same machine, measured in the same run,
-and the peak memory.
+matrix-multiply throughput of the same machine, sampled after every timed
+iteration so that both see the same load, and the peak memory.
 
 With --layers, it also times each product of every stride-2 layer of the
 image networks at its real shape, in every form of models/upsample.py: the
@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +70,9 @@ _PEER_SCRIPT = flags.DEFINE_string(
     "peer_script", os.path.join("..", "shared", "peers", "discogan_torch.py"),
     "PyTorch DiscoGAN script with a `bench` command, relative to the repository root "
     "unless absolute.")
+
+# Timed products in each sample of the matmul peak.
+_PEAK_REPEATS = 3
 
 # Channels of the image data sources that fix them; image_folders sets
 # config.data.channels instead.
@@ -144,8 +148,11 @@ def compile_steps(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
 
 
 def time_iterations(compiled, state, batch_a, batch_b, iterations: int,
-                    warmup: int) -> list[float]:
-  """Run warmup and then timed iterations; return the seconds of each timed one."""
+                    warmup: int, after_each: Callable[[], None] | None = None) -> list[float]:
+  """Run warmup and then timed iterations; return the seconds of each timed one.
+
+  after_each, if given, runs after every timed iteration, outside its time.
+  """
   seconds = []
   for index in range(warmup + iterations):
     start = time.perf_counter()
@@ -154,21 +161,30 @@ def time_iterations(compiled, state, batch_a, batch_b, iterations: int,
     jax.block_until_ready(state)
     if index >= warmup:
       seconds.append(time.perf_counter() - start)
+      if after_each is not None:
+        after_each()
   return seconds
 
 
-def matmul_peak(size: int, repeats: int = 5) -> float:
-  """Return the median GFLOP/s of a jitted float32 [size, size] @ [size, size] product."""
-  keys = jax.random.split(jax.random.PRNGKey(0))
-  left, right = (jax.random.normal(key, (size, size), jnp.float32) for key in keys)
-  product = jax.jit(jnp.matmul)
-  product(left, right).block_until_ready()
-  seconds = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    product(left, right).block_until_ready()
-    seconds.append(time.perf_counter() - start)
-  return 2 * size**3 / statistics.median(seconds) / 1e9
+class MatmulProbe:
+  """Timer of a jitted float32 [size, size] @ [size, size] product, for the matmul peak."""
+
+  def __init__(self, size: int):
+    self.size = size
+    keys = jax.random.split(jax.random.PRNGKey(0))
+    self._left, self._right = (jax.random.normal(key, (size, size), jnp.float32)
+                               for key in keys)
+    self._product = jax.jit(jnp.matmul)
+    self._product(self._left, self._right).block_until_ready()
+
+  def gflops_per_second(self, repeats: int) -> float:
+    """Return the GFLOP/s of the median of `repeats` timed products."""
+    seconds = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      self._product(self._left, self._right).block_until_ready()
+      seconds.append(time.perf_counter() - start)
+    return 2 * self.size**3 / statistics.median(seconds) / 1e9
 
 
 def layer_shapes(image_size: int, channels: int) -> list[tuple[int, int, int]]:
@@ -365,10 +381,15 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
   parallel.check_batch_size(config.data.batch_size, mesh)
 
   state, batch_a, batch_b, compiled, compile_seconds, flops = compile_steps(config, mesh)
-  seconds = time_iterations(compiled, state, batch_a, batch_b, iterations, warmup)
+  # The machine's speed drifts over minutes, so the matmul peak is sampled
+  # after every timed iteration, under the same conditions.
+  probe = MatmulProbe(matmul_size)
+  peak_samples = []
+  seconds = time_iterations(compiled, state, batch_a, batch_b, iterations, warmup,
+                            lambda: peak_samples.append(probe.gflops_per_second(_PEAK_REPEATS)))
   seconds_per_iteration = statistics.median(seconds)
   memory_bytes, memory_source = peak_memory()
-  peak_gflops = matmul_peak(matmul_size)
+  peak_gflops = statistics.median(peak_samples)
   gflops = flops / seconds_per_iteration / 1e9
 
   batch_size = config.data.batch_size
@@ -397,6 +418,7 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
       "gflops_per_second": gflops,
       "matmul_size": matmul_size,
       "matmul_peak_gflops_per_second": peak_gflops,
+      "matmul_peak_samples": peak_samples,
       "fraction_of_matmul_peak": gflops / peak_gflops,
       "peak_memory_bytes": memory_bytes,
       "peak_memory_source": memory_source,
@@ -435,7 +457,8 @@ def format_report(record: dict) -> str:
       "(XLA cost analysis)",
       f"  achieved:                 {record['gflops_per_second']:8.1f} GFLOP/s",
       f"  matmul peak:              {record['matmul_peak_gflops_per_second']:8.1f} GFLOP/s "
-      f"(float32 {record['matmul_size']}^2), achieved/peak "
+      f"(float32 {record['matmul_size']}^2, median of {len(record['matmul_peak_samples'])} "
+      "samples between iterations), achieved/peak "
       f"{record['fraction_of_matmul_peak']:.0%}",
       f"  peak memory:              {record['peak_memory_bytes'] / 2**20:8.0f} MiB "
       f"({record['peak_memory_source']})",

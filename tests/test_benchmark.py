@@ -51,6 +51,8 @@ def test_run_records_positive_figures(make_config):
   _assert_positive_figures(record)
   assert record["iterations"] == 1
   assert len(record["iteration_seconds"]) == 1
+  assert len(record["matmul_peak_samples"]) == 1
+  assert record["matmul_peak_gflops_per_second"] == record["matmul_peak_samples"][0]
   assert "peer" not in record
   assert "compile, both steps" in benchmark.format_report(record)
 
@@ -126,3 +128,15 @@ def test_command_line_prints_only_json():
   record = json.loads(completed.stdout)
   _assert_positive_figures(record)
   assert record["batch_size"] == 32
+
+
+def test_callback_after_each_timed_iteration():
+  config = gmm.get_config()
+  config.data.batch_size = 4
+  mesh = benchmark.parallel.make_mesh()
+  state, batch_a, batch_b, compiled, _, _ = benchmark.compile_steps(config, mesh)
+  calls = []
+  seconds = benchmark.time_iterations(compiled, state, batch_a, batch_b, iterations=3,
+                                      warmup=2, after_each=lambda: calls.append(len(calls)))
+  assert len(seconds) == 3
+  assert calls == [0, 1, 2]
