@@ -34,7 +34,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("workdir", None, "Workdir of a training run to evaluate.")
   flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
   flags.DEFINE_string("npz", None, "NPZ file of translations made by any program.")
-  flags.DEFINE_bool("json", False, "Print only a JSON object of the metrics.")
+  flags.DEFINE_bool("json", False, "Print only a JSON object: the workdir or NPZ file, the "
+                    "checkpoint step (null for --npz) and the metrics.")
   config_flags.DEFINE_config_file(
       "config", None, "Run config that names the domains of an --npz file.", lock_config=True)
 
@@ -146,10 +147,10 @@ def main(argv):
       if FLAGS.config is None:
         raise UserInputError("--npz needs --config, the run config that names the domains")
       report = evaluate_npz(FLAGS.npz, FLAGS.config)
-      source = FLAGS.npz
+      source, step = FLAGS.npz, None
     else:
       step, report = evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
-      source = f"{FLAGS.workdir} at step {step}"
+      source = FLAGS.workdir
       path = os.path.join(FLAGS.workdir, f"evaluation_{step:07d}.json")
       with open(path, "w") as handle:
         json.dump({"step": step, "metrics": report.metrics, "details": report.details},
@@ -158,9 +159,11 @@ def main(argv):
     raise SystemExit(f"error: {error}") from None
 
   if FLAGS.json:
-    print(json.dumps(report.metrics, sort_keys=True))
+    print(json.dumps({"source": source, "step": step, "metrics": report.metrics},
+                     sort_keys=True))
     return
-  print(f"Translation quality of {source}:")
+  at_step = "" if step is None else f" at step {step}"
+  print(f"Translation quality of {source}{at_step}:")
   for name, value in sorted(report.metrics.items()):
     print(f"  {name:32s} {value:.6g}")
   for name, text in sorted(report.details.items()):

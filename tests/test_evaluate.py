@@ -44,7 +44,10 @@ def test_npz_scores_known_coverage(tmp_path, collapse_ab, coverage_ab):
   np.savez(path, **_toy_arrays(collapse_ab))
   result = _evaluate(f"--npz={path}", "--config=configs/gmm.py", "--json")
   assert result.returncode == 0, result.stderr[-2000:]
-  metrics = json.loads(result.stdout)
+  printed = json.loads(result.stdout)
+  assert printed["source"] == str(path)
+  assert printed["step"] is None
+  metrics = printed["metrics"]
   assert metrics["mode_coverage_ab"] == coverage_ab
   assert metrics["mode_coverage_ba"] == 5.0
   assert metrics["high_quality_ba"] > 0.95
@@ -101,7 +104,11 @@ def test_checkpoint_report_written(tmp_path):
   train.train_and_evaluate(config, str(tmp_path))
   result = _evaluate(f"--workdir={tmp_path}", "--step=latest", "--json")
   assert result.returncode == 0, result.stderr[-2000:]
-  metrics = json.loads(result.stdout)
+  assert "Given directory is read only" not in result.stderr
+  printed = json.loads(result.stdout)
+  assert printed["source"] == str(tmp_path)
+  assert printed["step"] == 4
+  metrics = printed["metrics"]
   with open(tmp_path / "evaluation_0000004.json") as handle:
     written = json.load(handle)
   assert written["step"] == 4

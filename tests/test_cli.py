@@ -1,0 +1,25 @@
+"""The log filter of the command-line programs."""
+
+import logging
+
+import pytest
+
+from crossdomain import cli
+
+_ORBAX_FILE = "/site-packages/orbax/checkpoint/checkpoint_manager.py"
+
+
+def _record(pathname, level, message, *args):
+  return logging.LogRecord("absl", level, pathname, 1, message, args, None)
+
+
+@pytest.mark.parametrize("pathname,level,message,args,kept", [
+    (_ORBAX_FILE, logging.INFO, "Saving checkpoint at step %d", (3,), False),
+    (_ORBAX_FILE, logging.WARNING, "Given directory is read only=%s", ("/runs/x",), False),
+    (_ORBAX_FILE, logging.WARNING, "Checkpoint %d is incomplete", (3,), True),
+    (_ORBAX_FILE, logging.ERROR, "Restore failed", (), True),
+    ("/work/crossdomain/train.py", logging.INFO, "step %d/%d", (1, 2), True),
+])
+def test_filter_keeps_only_useful_records(pathname, level, message, args, kept):
+  record = _record(pathname, level, message, *args)
+  assert cli._DropLibraryNoise().filter(record) is kept
