@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from crossdomain import benchmark
+from crossdomain import benchmark, parallel
 from crossdomain.errors import UserInputError
 from configs import fashion_shoes_bags, gmm, shoes_bags
 
@@ -133,7 +133,7 @@ def test_command_line_prints_only_json():
 def test_callback_after_each_timed_iteration():
   config = gmm.get_config()
   config.data.batch_size = 4
-  mesh = benchmark.parallel.make_mesh()
+  mesh = parallel.make_mesh()
   state, batch_a, batch_b, compiled, _, _ = benchmark.compile_steps(config, mesh)
   calls = []
   seconds = benchmark.time_iterations(compiled, state, batch_a, batch_b, iterations=3,
