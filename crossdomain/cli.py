@@ -5,19 +5,20 @@ import logging
 from absl import logging as absl_logging
 
 # translate and evaluate open checkpoints read-only on purpose, and orbax
-# warns about that on every open.
-_EXPECTED_ORBAX_WARNING = "Given directory is read only"
+# 0.12 warns about that twice on every open.
+_EXPECTED_ORBAX_WARNINGS = ("Given directory is read only",
+                            "CheckpointManagerOptions.read_only=True")
 
 
 class _DropLibraryNoise(logging.Filter):
-  """Drop orbax's INFO records, which narrate every save and restore, and its read-only warning."""
+  """Drop orbax's INFO records, which narrate every save and restore, and its read-only warnings."""
 
   def filter(self, record: logging.LogRecord) -> bool:
     if "/orbax/" not in record.pathname:
       return True
     if record.levelno <= logging.INFO:
       return False
-    return not record.getMessage().startswith(_EXPECTED_ORBAX_WARNING)
+    return not record.getMessage().startswith(_EXPECTED_ORBAX_WARNINGS)
 
 
 def quiet_library_logs() -> None:

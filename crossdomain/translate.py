@@ -77,7 +77,8 @@ class Translator:
 
 def resolve_step(workdir: str, step: str, latest: int | None) -> int:
   """Turn --step (a number, 'latest' or 'best') into a checkpoint step."""
-  if step == "latest":
+  # Without any checkpoint, every choice of step fails the same way.
+  if step == "latest" or latest is None:
     if latest is None:
       raise UserInputError(f"no checkpoint in {workdir}/checkpoints; train first with "
                            f"python -m crossdomain.main --workdir={workdir}")
@@ -90,7 +91,8 @@ def resolve_step(workdir: str, step: str, latest: int | None) -> int:
     with open(path) as handle:
       return int(json.load(handle)["step"])
   if not step.isdigit():
-    raise UserInputError(f"--step must be a number, 'latest' or 'best', got {step!r}")
+    raise UserInputError(f"--step must be a step number (0 or more), 'latest' or 'best', "
+                         f"got {step!r}")
   return int(step)
 
 

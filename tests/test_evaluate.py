@@ -105,6 +105,7 @@ def test_checkpoint_report_written(tmp_path):
   result = _evaluate(f"--workdir={tmp_path}", "--step=latest", "--json")
   assert result.returncode == 0, result.stderr[-2000:]
   assert "Given directory is read only" not in result.stderr
+  assert "read_only=True" not in result.stderr
   printed = json.loads(result.stdout)
   assert printed["source"] == str(tmp_path)
   assert printed["step"] == 4

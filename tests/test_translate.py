@@ -92,3 +92,14 @@ def test_missing_checkpoint_step_is_an_error(toy_run):
   workdir, _ = toy_run
   with pytest.raises(UserInputError, match="no checkpoint at step 3"):
     translate.load_translator(workdir, "3")
+
+
+@pytest.mark.parametrize("step", ["best", "latest", "3"])
+def test_workdir_without_checkpoints_says_train_first(tmp_path, step):
+  with pytest.raises(UserInputError, match="no checkpoint in .*; train first"):
+    translate.resolve_step(str(tmp_path), step, None)
+
+
+def test_negative_step_is_rejected(tmp_path):
+  with pytest.raises(UserInputError, match=r"step number \(0 or more\).*'-1'"):
+    translate.resolve_step(str(tmp_path), "-1", 5)
