@@ -149,7 +149,7 @@ def compile_steps(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
 
 def time_iterations(compiled, state, batch_a, batch_b, iterations: int,
                     warmup: int, after_each: Callable[[], None] | None = None) -> list[float]:
-  """Run warmup and then timed iterations; return the seconds of each timed one.
+  """Run the warm-up iterations, then the timed ones, and return the seconds of each timed one.
 
   after_each, if given, runs after every timed iteration, outside its time.
   """

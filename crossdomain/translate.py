@@ -77,11 +77,11 @@ class Translator:
 
 def resolve_step(workdir: str, step: str, latest: int | None) -> int:
   """Turn --step (a number, 'latest' or 'best') into a checkpoint step."""
-  # Without any checkpoint, every choice of step fails the same way.
-  if step == "latest" or latest is None:
-    if latest is None:
-      raise UserInputError(f"no checkpoint in {workdir}/checkpoints; train first with "
-                           f"python -m crossdomain.main --workdir={workdir}")
+  # With no checkpoint saved, every --step fails with the same message.
+  if latest is None:
+    raise UserInputError(f"no checkpoint in {workdir}/checkpoints; train first with "
+                         f"python -m crossdomain.main --workdir={workdir}")
+  if step == "latest":
     return latest
   if step == "best":
     path = os.path.join(workdir, "ideal_state.json")
