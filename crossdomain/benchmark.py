@@ -444,6 +444,8 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
 def format_report(record: dict) -> str:
   """Return the record as lines of text for a reader."""
   shape = "x".join(str(side) for side in record["example_shape_a"])
+  # The JSON key is images_per_second for every config, but the toy's examples are points.
+  examples = "images" if len(record["example_shape_a"]) == 3 else "examples"
   lines = [
       f"{record['config_data_name']} {shape}, batch {record['batch_size']}, "
       f"upsample {record['upsample']}, {record['compute_dtype']}, "
@@ -452,7 +454,7 @@ def format_report(record: dict) -> str:
       f"  compile, both steps:      {record['compile_seconds']:8.1f} s",
       f"  iteration (1 D + 1 G):    {record['seconds_per_iteration']:8.3f} s median of "
       f"{record['iterations']} after {record['warmup']} warm-up",
-      f"  images per second:        {record['images_per_second']:8.1f}",
+      f"  {examples + ' per second:':26s}{record['images_per_second']:8.1f}",
       f"  GFLOP per iteration:      {record['flops_per_iteration'] / 1e9:8.1f} "
       "(XLA cost analysis)",
       f"  achieved:                 {record['gflops_per_second']:8.1f} GFLOP/s",

@@ -54,7 +54,11 @@ def test_run_records_positive_figures(make_config):
   assert len(record["matmul_peak_samples"]) == 1
   assert record["matmul_peak_gflops_per_second"] == record["matmul_peak_samples"][0]
   assert "peer" not in record
-  assert "compile, both steps" in benchmark.format_report(record)
+  report = benchmark.format_report(record)
+  assert "compile, both steps" in report
+  is_image = len(record["example_shape_a"]) == 3
+  assert ("images per second" in report) == is_image
+  assert ("examples per second" in report) != is_image
 
 
 def test_layers_time_every_form():
