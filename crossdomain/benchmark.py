@@ -56,9 +56,11 @@ config_flags.DEFINE_config_file("config", None, "Run config file, such as "
 _ITERATIONS = flags.DEFINE_integer(
     "iterations", 5, "Timed iterations; each is one discriminator and one generator update.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Iterations run after compiling and before timing.")
-_JSON = flags.DEFINE_bool("json", False, "Print only the JSON record of the results.")
+_JSON = flags.DEFINE_bool("json", False, "Print only the JSON record of the results; "
+                          "without it the text report comes first, then the JSON record.")
 _MATMUL_SIZE = flags.DEFINE_integer(
-    "matmul_size", 2048, "Side of the square float32 matrices of the matrix-multiply peak.")
+    "matmul_size", 2048, "Side of the square float32 matrices of the matrix-multiply peak. "
+    "Much smaller products run below the peak.")
 _LAYERS = flags.DEFINE_bool(
     "layers", False, "Also time each product of every stride-2 layer in every form.")
 _LAYER_ROUNDS = flags.DEFINE_integer(
@@ -443,9 +445,12 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
 
 def format_report(record: dict) -> str:
   """Return the record as lines of text for a reader."""
-  shape = "x".join(str(side) for side in record["example_shape_a"])
+  example_shape = record["example_shape_a"]
   # The JSON key is images_per_second for every config, but the toy's examples are points.
-  examples = "images" if len(record["example_shape_a"]) == 3 else "examples"
+  if len(example_shape) == 3:
+    shape, examples = "x".join(str(side) for side in example_shape), "images"
+  else:
+    shape, examples = f"vectors of {example_shape[0]}", "examples"
   lines = [
       f"{record['config_data_name']} {shape}, batch {record['batch_size']}, "
       f"upsample {record['upsample']}, {record['compute_dtype']}, "
@@ -465,6 +470,9 @@ def format_report(record: dict) -> str:
       f"  peak memory:              {record['peak_memory_bytes'] / 2**20:8.0f} MiB "
       f"({record['peak_memory_source']})",
   ]
+  if record["fraction_of_matmul_peak"] > 1:
+    lines.append(f"  NOTE: the iteration ran faster than the matmul peak, so {record['matmul_size']}^2 "
+                 "products are too small to measure the peak; use --matmul_size=2048 or more.")
   if "layers" in record:
     lines.append(format_layers(record["layers"]))
   if "peer" in record:

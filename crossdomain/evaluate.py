@@ -142,6 +142,7 @@ def main(argv):
   cli.quiet_library_logs()
   if bool(FLAGS.workdir) == bool(FLAGS.npz):
     raise app.UsageError("give exactly one of --workdir and --npz")
+  path = None
   try:
     if FLAGS.npz:
       if FLAGS.config is None:
@@ -168,6 +169,8 @@ def main(argv):
     print(f"  {name:32s} {value:.6g}")
   for name, text in sorted(report.details.items()):
     print(f"\n{name}:\n{text}")
+  if path is not None:
+    print(f"\nWrote the metrics and details to {path}")
 
 
 if __name__ == "__main__":

@@ -77,13 +77,15 @@ def main(argv):
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
 
-  from crossdomain import cli, train
+  from crossdomain import cli, config as config_lib, train
   cli.quiet_library_logs()
   _initialize_distributed()
   from crossdomain.divergence import TrainingDivergedError
   from crossdomain.errors import UserInputError
-  logging.info("Config:\n%s", FLAGS.config)
   try:
+    # Validate first, so that a config error is not buried under the config dump.
+    config_lib.validate(FLAGS.config)
+    logging.info("Config:\n%s", FLAGS.config)
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (UserInputError, FileNotFoundError, TrainingDivergedError) as error:
     sys.exit(f"error: {error}")

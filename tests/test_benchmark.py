@@ -61,6 +61,14 @@ def test_run_records_positive_figures(make_config):
   assert ("examples per second" in report) != is_image
 
 
+def test_report_flags_peak_below_achieved():
+  record = benchmark.run(gmm.get_config(), iterations=1, warmup=0, matmul_size=64)
+  record["fraction_of_matmul_peak"] = 0.5
+  assert "too small to measure the peak" not in benchmark.format_report(record)
+  record["fraction_of_matmul_peak"] = 1.5
+  assert "64^2 products are too small to measure the peak" in benchmark.format_report(record)
+
+
 def test_layers_time_every_form():
   record = benchmark.run(_small_image_config(), iterations=1, warmup=0, matmul_size=64,
                          layer_rounds=1)

@@ -116,3 +116,7 @@ def test_checkpoint_report_written(tmp_path):
   assert written["metrics"] == pytest.approx(metrics)
   assert {"mode_coverage_ab", "mode_coverage_ba", "high_quality_ab",
           "high_quality_ba"} <= set(metrics)
+
+  text = _evaluate(f"--workdir={tmp_path}", "--step=latest")
+  assert text.returncode == 0, text.stderr[-2000:]
+  assert f"Wrote the metrics and details to {tmp_path / 'evaluation_0000004.json'}" in text.stdout

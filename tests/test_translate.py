@@ -96,8 +96,15 @@ def test_missing_checkpoint_step_is_an_error(toy_run):
 
 @pytest.mark.parametrize("step", ["best", "latest", "3"])
 def test_workdir_without_checkpoints_says_train_first(tmp_path, step):
-  with pytest.raises(UserInputError, match="no checkpoint in .*; train first"):
+  with pytest.raises(UserInputError, match="no checkpoint in .*; train first") as raised:
     translate.resolve_step(str(tmp_path), step, None)
+  assert "--config=CONFIG" in str(raised.value)
+  assert "does not exist" not in str(raised.value)
+
+
+def test_missing_workdir_is_named():
+  with pytest.raises(UserInputError, match="the directory /no/such/run does not exist"):
+    translate.resolve_step("/no/such/run", "best", None)
 
 
 def test_negative_step_is_rejected(tmp_path):
