@@ -471,8 +471,9 @@ def format_report(record: dict) -> str:
       f"({record['peak_memory_source']})",
   ]
   if record["fraction_of_matmul_peak"] > 1:
-    lines.append(f"  NOTE: the iteration ran faster than the matmul peak, so {record['matmul_size']}^2 "
-                 "products are too small to measure the peak; use --matmul_size=2048 or more.")
+    size = record["matmul_size"]
+    lines.append(f"  NOTE: the iteration ran faster than the matmul peak, so {size}^2 products "
+                 "are too small to measure the peak. Use --matmul_size=2048 or more.")
   if "layers" in record:
     lines.append(format_layers(record["layers"]))
   if "peer" in record:

@@ -79,8 +79,8 @@ def resolve_step(workdir: str, step: str, latest: int | None) -> int:
   """Turn --step (a number, 'latest' or 'best') into a checkpoint step."""
   # With no checkpoint saved, every --step fails with the same message.
   if latest is None:
-    missing = "" if os.path.isdir(workdir) else f" (the directory {workdir} does not exist)"
-    raise UserInputError(f"no checkpoint in {workdir}/checkpoints{missing}; train first with "
+    absent = "" if os.path.isdir(workdir) else f" (the directory {workdir} does not exist)"
+    raise UserInputError(f"no checkpoint in {workdir}/checkpoints{absent}; train first with "
                          f"python -m crossdomain.main --config=CONFIG --workdir={workdir}, "
                          "or check --workdir")
   if step == "latest":

@@ -61,7 +61,7 @@ def test_run_records_positive_figures(make_config):
   assert ("examples per second" in report) != is_image
 
 
-def test_report_flags_peak_below_achieved():
+def test_report_notes_too_small_peak():
   record = benchmark.run(gmm.get_config(), iterations=1, warmup=0, matmul_size=64)
   record["fraction_of_matmul_peak"] = 0.5
   assert "too small to measure the peak" not in benchmark.format_report(record)
