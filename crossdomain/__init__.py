@@ -17,4 +17,16 @@ def _set_xla_cpu_flags() -> None:
     os.environ["XLA_FLAGS"] = f"{current} {flag}".strip()
 
 
+def _turn_off_tensorflow_onednn() -> None:
+  """Run TensorFlow's own kernels in place of oneDNN's, unless TF_ENABLE_ONEDNN_OPTS is set.
+
+  TensorFlow only feeds the tf.data input pipelines here, and turning oneDNN
+  off changed their speed by under 3% in `python -m crossdomain.data.benchmark`
+  (2 cores, 2026-12-05). With it on, every command starts with two notices
+  from TensorFlow's C++ logging, which TF_CPP_MIN_LOG_LEVEL does not silence.
+  """
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
 _set_xla_cpu_flags()
+_turn_off_tensorflow_onednn()

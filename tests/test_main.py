@@ -29,6 +29,28 @@ def test_bad_input_exits_with_message(tmp_path, override, message):
   assert "Traceback" not in result.stderr
 
 
+def test_package_turns_off_onednn_notices():
+  environment = {name: value for name, value in os.environ.items()
+                 if name != "TF_ENABLE_ONEDNN_OPTS"}
+  command = [sys.executable, "-c",
+             "import os, crossdomain, tensorflow as tf; tf.constant(1.0) + 1.0; "
+             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"]
+  result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True,
+                          timeout=120, env=environment)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip() == "0"
+  assert "oneDNN custom operations" not in result.stderr
+
+
+def test_package_keeps_users_onednn_choice():
+  command = [sys.executable, "-c",
+             "import os, crossdomain; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"]
+  result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"})
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip() == "1"
+
+
 def test_override_sets_steps(tmp_path):
   result = _run_main(tmp_path, "--config.num_steps=4", "--config.log_every=2",
                      "--config.model.hidden=(8, 8)")
