@@ -11,9 +11,10 @@ update and one generator update, each on a batch of both domains.
 
 It prints the compile time, the median seconds per iteration, images per
 second, the floating-point operations of an iteration from XLA's cost
-analysis and the achieved GFLOP/s. Next to them it prints the float32
-matrix-multiply throughput of the same machine, sampled after every timed
-iteration so that both see the same load, and the peak memory.
+analysis and the achieved GFLOP/s. Next to them it prints the
+matrix-multiply throughput of the same machine (float32 unless
+--matmul_dtype says otherwise), sampled after every timed iteration so that
+both see the same load, and the peak memory.
 
 With --layers, it also times each product of every stride-2 layer of the
 image networks at its real shape, in every form of models/upsample.py: the
@@ -50,6 +51,9 @@ from crossdomain.models import build_networks, image, upsample
 
 _REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Element types that the matrix-multiply peak can be measured in.
+MATMUL_DTYPES = ("float32", "bfloat16")
+
 config_flags.DEFINE_config_file("config", None, "Run config file, such as "
                                 "configs/shoes_bags.py; its data is not loaded.",
                                 lock_config=True)
@@ -59,8 +63,12 @@ _WARMUP = flags.DEFINE_integer("warmup", 2, "Iterations run after compiling and 
 _JSON = flags.DEFINE_bool("json", False, "Print only the JSON record of the results; "
                           "without it the text report comes first, then the JSON record.")
 _MATMUL_SIZE = flags.DEFINE_integer(
-    "matmul_size", 2048, "Side of the square float32 matrices of the matrix-multiply peak. "
+    "matmul_size", 2048, "Side of the square matrices of the matrix-multiply peak. "
     "Much smaller products run below the peak.")
+_MATMUL_DTYPE = flags.DEFINE_enum(
+    "matmul_dtype", "float32", MATMUL_DTYPES,
+    "Element type of the matrix-multiply peak. Compare a bfloat16 config with the "
+    "bfloat16 peak on accelerators, whose bfloat16 products run many times faster.")
 _LAYERS = flags.DEFINE_bool(
     "layers", False, "Also time each product of every stride-2 layer in every form.")
 _LAYER_ROUNDS = flags.DEFINE_integer(
@@ -169,12 +177,12 @@ def time_iterations(compiled, state, batch_a, batch_b, iterations: int,
 
 
 class MatmulProbe:
-  """Timer of a jitted float32 [size, size] @ [size, size] product, for the matmul peak."""
+  """Timer of a jitted [size, size] @ [size, size] product, for the matmul peak."""
 
-  def __init__(self, size: int):
+  def __init__(self, size: int, dtype: str = "float32"):
     self.size = size
     keys = jax.random.split(jax.random.PRNGKey(0))
-    self._left, self._right = (jax.random.normal(key, (size, size), jnp.float32)
+    self._left, self._right = (jax.random.normal(key, (size, size), jnp.dtype(dtype))
                                for key in keys)
     self._product = jax.jit(jnp.matmul)
     self._product(self._left, self._right).block_until_ready()
@@ -347,8 +355,8 @@ def run_peer(python: str, script: str, example_shape: tuple[int, ...], batch_siz
 
 
 def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
-        matmul_size: int, layer_rounds: int = 0, peer_python: str = "",
-        peer_script: str = "") -> dict:
+        matmul_size: int, matmul_dtype: str = "float32", layer_rounds: int = 0,
+        peer_python: str = "", peer_script: str = "") -> dict:
   """Compile and time the config's training iteration, the matmul peak and the peer.
 
   Args:
@@ -357,6 +365,7 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
     iterations: timed iterations, at least 1.
     warmup: iterations run before timing.
     matmul_size: side of the square matrices of the matrix-multiply peak.
+    matmul_dtype: their element type, 'float32' or 'bfloat16'.
     layer_rounds: timed calls of each layer product; 0 skips the layers.
     peer_python: interpreter that runs the peer script; empty skips it.
     peer_script: the peer script, absolute or relative to the repository root.
@@ -368,6 +377,8 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
     raise UserInputError(f"--iterations must be at least 1, got {iterations}")
   if warmup < 0:
     raise UserInputError(f"--warmup must be 0 or more, got {warmup}")
+  if matmul_dtype not in MATMUL_DTYPES:
+    raise UserInputError(f"--matmul_dtype must be one of {MATMUL_DTYPES}, got {matmul_dtype!r}")
   config_lib.validate(config)
   shape_a, shape_b = example_shapes(config.data)
   is_image = len(shape_a) == 3
@@ -385,7 +396,7 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
   state, batch_a, batch_b, compiled, compile_seconds, flops = compile_steps(config, mesh)
   # The machine's speed drifts over minutes, so the matmul peak is sampled
   # after every timed iteration, under the same conditions.
-  probe = MatmulProbe(matmul_size)
+  probe = MatmulProbe(matmul_size, matmul_dtype)
   peak_samples = []
   seconds = time_iterations(compiled, state, batch_a, batch_b, iterations, warmup,
                             lambda: peak_samples.append(probe.gflops_per_second(_PEAK_REPEATS)))
@@ -419,6 +430,7 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
       "flops_per_iteration": flops,
       "gflops_per_second": gflops,
       "matmul_size": matmul_size,
+      "matmul_dtype": matmul_dtype,
       "matmul_peak_gflops_per_second": peak_gflops,
       "matmul_peak_samples": peak_samples,
       "fraction_of_matmul_peak": gflops / peak_gflops,
@@ -464,7 +476,7 @@ def format_report(record: dict) -> str:
       "(XLA cost analysis)",
       f"  achieved:                 {record['gflops_per_second']:8.1f} GFLOP/s",
       f"  matmul peak:              {record['matmul_peak_gflops_per_second']:8.1f} GFLOP/s "
-      f"(float32 {record['matmul_size']}^2, median of {len(record['matmul_peak_samples'])} "
+      f"({record['matmul_dtype']} {record['matmul_size']}^2, median of {len(record['matmul_peak_samples'])} "
       "samples between iterations), achieved/peak "
       f"{record['fraction_of_matmul_peak']:.0%}",
       f"  peak memory:              {record['peak_memory_bytes'] / 2**20:8.0f} MiB "
@@ -501,7 +513,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   try:
     record = run(flags.FLAGS.config, iterations=_ITERATIONS.value, warmup=_WARMUP.value,
-                 matmul_size=_MATMUL_SIZE.value,
+                 matmul_size=_MATMUL_SIZE.value, matmul_dtype=_MATMUL_DTYPE.value,
                  layer_rounds=_LAYER_ROUNDS.value if _LAYERS.value else 0,
                  peer_python=_PEER_PYTHON.value,
                  peer_script=_PEER_SCRIPT.value)

@@ -91,6 +91,20 @@ def test_image_options_reject_vector_configs():
                   peer_python=sys.executable)
 
 
+def test_matmul_peak_in_bfloat16():
+  record = benchmark.run(gmm.get_config(), iterations=1, warmup=0, matmul_size=64,
+                         matmul_dtype="bfloat16")
+  _assert_positive_figures(record)
+  assert record["matmul_dtype"] == "bfloat16"
+  assert "(bfloat16 64^2, median of 1 samples" in benchmark.format_report(record)
+
+
+def test_run_rejects_unknown_matmul_dtype():
+  with pytest.raises(UserInputError, match="--matmul_dtype must be one of .* got 'float16'"):
+    benchmark.run(gmm.get_config(), iterations=1, warmup=0, matmul_size=64,
+                  matmul_dtype="float16")
+
+
 def test_run_rejects_zero_iterations():
   with pytest.raises(UserInputError, match="--iterations must be at least 1, got 0"):
     benchmark.run(gmm.get_config(), iterations=0, warmup=0, matmul_size=64)
