@@ -49,8 +49,8 @@ def test_table_shows_failed_run():
   assert row.count("|") == table.splitlines()[0].count("|")
 
 
-# Runs the command where importing TensorFlow fails, as on accelerator
-# images that lack it.
+# Python code that runs the command where importing TensorFlow fails, as on
+# accelerator images that lack it.
 _WITHOUT_TENSORFLOW = ("import runpy, sys; sys.modules['tensorflow'] = None; "
                        "runpy.run_module('experiments.accelerator_benchmark', "
                        "run_name='__main__', alter_sys=True)")
