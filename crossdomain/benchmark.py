@@ -476,8 +476,8 @@ def format_report(record: dict) -> str:
       "(XLA cost analysis)",
       f"  achieved:                 {record['gflops_per_second']:8.1f} GFLOP/s",
       f"  matmul peak:              {record['matmul_peak_gflops_per_second']:8.1f} GFLOP/s "
-      f"({record['matmul_dtype']} {record['matmul_size']}^2, median of {len(record['matmul_peak_samples'])} "
-      "samples between iterations), achieved/peak "
+      f"({record['matmul_dtype']} {record['matmul_size']}^2, median of "
+      f"{len(record['matmul_peak_samples'])} samples between iterations), achieved/peak "
       f"{record['fraction_of_matmul_peak']:.0%}",
       f"  peak memory:              {record['peak_memory_bytes'] / 2**20:8.0f} MiB "
       f"({record['peak_memory_source']})",
@@ -486,6 +486,10 @@ def format_report(record: dict) -> str:
     size = record["matmul_size"]
     lines.append(f"  NOTE: the iteration ran faster than the matmul peak, so {size}^2 products "
                  "are too small to measure the peak. Use --matmul_size=2048 or more.")
+  if record["compute_dtype"] != record["matmul_dtype"]:
+    compute, peak = record["compute_dtype"], record["matmul_dtype"]
+    lines.append(f"  NOTE: the networks compute in {compute} but the peak was measured in "
+                 f"{peak}. Pass --matmul_dtype={compute} to compare like with like.")
   if "layers" in record:
     lines.append(format_layers(record["layers"]))
   if "peer" in record:

@@ -3,62 +3,57 @@
     python -m experiments.accelerator_benchmark --out=runs/accelerator_benchmark
 
 For each config, compute dtype and transposed-convolution form, it runs
-`crossdomain.benchmark.run` at each batch size of --batch_sizes in turn. It
-stops after the first batch size whose images per second are not
---min_gain above the best so far, or that runs out of device memory. The matmul peak is measured in the compute
-dtype, so a bfloat16 run is compared with the bfloat16 peak. It writes
-every record to OUT.json and a table to OUT.md, and prints the table.
+`python -m crossdomain.benchmark` at each batch size of --batch_sizes in
+turn. Each run is a fresh process, so it reports its own peak memory, and
+running out of memory ends only that run. A sweep stops
+after the first batch size whose images per second are not --min_gain
+above the best so far, or that fails. The matmul peak is measured in the
+compute dtype, so a bfloat16 run is compared with the bfloat16 peak.
+
+After every run it rewrites OUT.json (settings and records) and OUT.md (a
+table), so a stopped sweep keeps what it measured.
 
 Nothing here imports TensorFlow, so it also runs where only JAX, Flax,
 optax, absl and ml_collections are installed. The PyTorch peer runs on the
 CPU only, so it is not part of these runs.
 """
 
-import importlib.util
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 
-import jax
-import ml_collections
 from absl import app, flags, logging
 
-from crossdomain import benchmark, cli
-from crossdomain.errors import UserInputError
+from crossdomain.models.upsample import UPSAMPLE_FORMULATIONS
+
+DTYPES = ("float32", "bfloat16")
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _CONFIGS = flags.DEFINE_list(
     "configs", ["configs/shoes_bags.py", "configs/fashion_shoes_bags.py"],
-    "Run config files; only their data shape, model, losses and optimizer matter.")
-_DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"],
-                            f"Compute dtypes, any of {benchmark.MATMUL_DTYPES}.")
+    "Image run config files; only their data shape, model, losses and optimizer matter.")
+_DTYPES = flags.DEFINE_list("dtypes", list(DTYPES), f"Compute dtypes, any of {DTYPES}.")
 _UPSAMPLES = flags.DEFINE_list(
-    "upsamples", ["auto"], "Transposed-convolution forms (model.upsample) to compare; "
-    "off the CPU, auto is subpixel.")
+    "upsamples", ["auto"], f"Transposed-convolution forms (model.upsample) to compare, any "
+    f"of {UPSAMPLE_FORMULATIONS}. Off the CPU, auto is subpixel.")
 _BATCH_SIZES = flags.DEFINE_list(
     "batch_sizes", ["64", "128", "256", "512", "1024", "2048"],
     "Batch sizes per domain, in the order they are tried.")
 _MIN_GAIN = flags.DEFINE_float(
     "min_gain", 0.05, "Relative rise in images per second over the best so far that a "
     "batch size needs for the next one to be tried.")
-# --iterations, --warmup and --matmul_size are crossdomain.benchmark's flags.
-# Accelerator steps take milliseconds, so more of them are timed, and their
-# matmul peak needs larger products.
-flags.FLAGS.set_default("iterations", 10)
-flags.FLAGS.set_default("warmup", 3)
-flags.FLAGS.set_default("matmul_size", 8192)
+_ITERATIONS = flags.DEFINE_integer(
+    "timed_iterations", 10, "Timed iterations of each run (the benchmark's --iterations).")
+_WARMUP = flags.DEFINE_integer(
+    "warmup_iterations", 3, "Iterations run before timing (the benchmark's --warmup).")
+_MATMUL_SIZE = flags.DEFINE_integer(
+    "peak_matmul_size", 8192, "Side of the square matrices of the matmul peak (the "
+    "benchmark's --matmul_size). Accelerators need large products to reach their peak.")
+_TIMEOUT = flags.DEFINE_integer("timeout", 600, "Seconds after which a run is stopped.")
 _OUT = flags.DEFINE_string("out", "runs/accelerator_benchmark",
                            "Path of the results without extension: OUT.json and OUT.md.")
-
-
-def load_config(path: str) -> ml_collections.ConfigDict:
-  """Return get_config() of a config file, as --config=PATH would load it."""
-  spec = importlib.util.spec_from_file_location("benchmarked_config", path)
-  if not os.path.isfile(path) or spec is None or spec.loader is None:
-    raise UserInputError(f"config file not found or not a Python file: {path}")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def sweep_batch_sizes(batch_sizes: list[int], min_gain: float,
@@ -82,30 +77,36 @@ def sweep_batch_sizes(batch_sizes: list[int], min_gain: float,
   return records
 
 
-def measure_one(config: ml_collections.ConfigDict, dtype: str, upsample: str,
-                batch_size: int) -> dict:
-  """Run the benchmark at one setting, or record why it failed."""
-  config = config.copy_and_resolve_references()
-  config.data.batch_size = batch_size
-  config.model.compute_dtype = dtype
-  config.model.upsample = upsample
+def measure_one(config_path: str, dtype: str, upsample: str, batch_size: int) -> dict:
+  """Run the benchmark at one setting in a fresh process, or record why it failed."""
+  command = [sys.executable, "-m", "crossdomain.benchmark", "--json",
+             f"--config={config_path}", f"--config.data.batch_size={batch_size}",
+             f"--config.model.compute_dtype={dtype}", f"--config.model.upsample={upsample}",
+             f"--matmul_dtype={dtype}", f"--matmul_size={_MATMUL_SIZE.value}",
+             f"--iterations={_ITERATIONS.value}", f"--warmup={_WARMUP.value}"]
+  setting = {"config": config_path, "compute_dtype": dtype, "upsample": upsample,
+             "batch_size": batch_size}
   try:
-    return benchmark.run(config, iterations=flags.FLAGS.iterations, warmup=flags.FLAGS.warmup,
-                         matmul_size=flags.FLAGS.matmul_size, matmul_dtype=dtype)
-  except jax.errors.JaxRuntimeError as error:
-    logging.warning("batch %d in %s with upsample %s failed: %s", batch_size, dtype,
-                    upsample, error)
-    return {"config_data_name": config.data.name, "batch_size": batch_size,
-            "compute_dtype": dtype, "upsample": upsample, "error": str(error)[:2000]}
+    completed = subprocess.run(command, cwd=REPOSITORY_ROOT, capture_output=True, text=True,
+                               timeout=_TIMEOUT.value)
+  except subprocess.TimeoutExpired:
+    return {**setting, "error": f"timed out after {_TIMEOUT.value} s"}
+  if completed.returncode != 0:
+    # The last lines name the error, such as RESOURCE_EXHAUSTED for out of memory.
+    error = " ".join(completed.stderr.strip().splitlines()[-3:])
+    logging.warning("%s failed: %s", setting, error)
+    return {**setting, "error": error[-2000:]}
+  return {**setting, **json.loads(completed.stdout)}
 
 
 def results_table(records: list[dict]) -> str:
   """Return one Markdown row per run: throughput, time, fraction of the peak, memory."""
-  lines = ["| data | dtype | upsample | batch | images/s | s/iteration | GFLOP/s | "
-           "peak GFLOP/s | of peak | compile s | peak memory GiB |", "|---" * 11 + "|"]
+  lines = ["| data | dtype | upsample | batch per domain | images/s | s/iteration (median) | "
+           "GFLOP/s | matmul peak GFLOP/s | of peak | compile s | peak memory GiB |",
+           "|---" * 11 + "|"]
   for record in records:
-    head = (f"| {record['config_data_name']} | {record['compute_dtype']} | "
-            f"{record['upsample']} | {record['batch_size']} |")
+    head = (f"| {record.get('config_data_name', record['config'])} | "
+            f"{record['compute_dtype']} | {record['upsample']} | {record['batch_size']} |")
     if "error" in record:
       message = " ".join(record["error"].replace("|", "/").split())[:100]
       lines.append(f"{head} failed: {message} |" + " |" * 6)
@@ -118,39 +119,86 @@ def results_table(records: list[dict]) -> str:
   return "\n".join(lines)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  cli.quiet_library_logs()
-  unknown = sorted(set(_DTYPES.value) - set(benchmark.MATMUL_DTYPES))
-  if unknown:
-    sys.exit(f"error: --dtypes must be among {benchmark.MATMUL_DTYPES}, got {unknown}")
+def describe_machine(records: list[dict]) -> str:
+  """Return one line on the devices and versions of the first successful run."""
+  for record in records:
+    if "error" not in record:
+      return (f"{record['devices']} x {record['device_kind']} ({record['backend']}), "
+              f"host {record['cpu']} with {record['cpu_cores']} cores, "
+              f"jax {record['jax_version']}")
+  return "no run succeeded"
+
+
+def write_results(records: list[dict], settings: dict, out: str) -> str:
+  """Write OUT.json and OUT.md and return the Markdown."""
+  markdown = "\n".join([
+      describe_machine(records), "",
+      f"{settings['iterations']} timed iterations after {settings['warmup']} warm-up per "
+      f"run; matmul peak of {settings['matmul_size']}x{settings['matmul_size']} products "
+      "in the compute dtype. Images per second count one batch per iteration of one "
+      "discriminator and one generator update. Peak memory is the device allocator's "
+      "peak, or the process's maximum resident set size on the CPU.", "",
+      results_table(records), ""])
+  os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+  with open(out + ".json", "w") as handle:
+    json.dump({"settings": settings, "records": records}, handle, indent=1)
+  with open(out + ".md", "w") as handle:
+    handle.write(markdown)
+  return markdown
+
+
+def _resolve_config(path: str) -> str:
+  """Return the absolute path of a config file given from here or from the repository root."""
+  for candidate in (path, os.path.join(REPOSITORY_ROOT, path)):
+    if os.path.isfile(candidate):
+      return os.path.abspath(candidate)
+  sys.exit(f"error: --configs: config file not found: {path}")
+
+
+def _check_flags() -> list[int]:
+  """Exit with a message that names the flag if a value is invalid, else return the batch sizes."""
+  for name, values, allowed in (("--dtypes", _DTYPES.value, DTYPES),
+                                ("--upsamples", _UPSAMPLES.value, UPSAMPLE_FORMULATIONS)):
+    unknown = [value for value in values if value not in allowed]
+    if unknown or not values:
+      sys.exit(f"error: {name} must be a comma-separated list of {allowed}, got "
+               f"{','.join(values)!r}")
   try:
     batch_sizes = [int(size) for size in _BATCH_SIZES.value]
   except ValueError:
-    sys.exit(f"error: --batch_sizes must be integers, got {','.join(_BATCH_SIZES.value)}")
+    batch_sizes = []
+  if not batch_sizes or min(batch_sizes) < 1:
+    sys.exit(f"error: --batch_sizes must be positive integers, got "
+             f"{','.join(_BATCH_SIZES.value)!r}")
+  return batch_sizes
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  batch_sizes = _check_flags()
+  config_paths = {path: _resolve_config(path) for path in _CONFIGS.value}
+  settings = {"configs": _CONFIGS.value, "dtypes": _DTYPES.value,
+              "upsamples": _UPSAMPLES.value, "batch_sizes": batch_sizes,
+              "min_gain": _MIN_GAIN.value, "iterations": _ITERATIONS.value,
+              "warmup": _WARMUP.value, "matmul_size": _MATMUL_SIZE.value}
 
   records = []
-  try:
-    for path in _CONFIGS.value:
-      config = load_config(path)
-      for dtype in _DTYPES.value:
-        for upsample in _UPSAMPLES.value:
-          records += sweep_batch_sizes(batch_sizes, _MIN_GAIN.value,
-                                       lambda size: measure_one(config, dtype, upsample, size))
-          logging.info("%s in %s with upsample %s done", path, dtype, upsample)
-  except UserInputError as error:
-    sys.exit(f"error: {error}")
 
-  table = results_table(records)
-  device = f"{jax.device_count()} x {jax.devices()[0].device_kind}, jax {jax.__version__}"
-  os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-  with open(_OUT.value + ".json", "w") as handle:
-    json.dump(records, handle, indent=1)
-  with open(_OUT.value + ".md", "w") as handle:
-    handle.write(f"{device}\n\n{table}\n")
-  print(device)
-  print(table)
+  def measure_and_save(path, dtype, upsample, batch_size):
+    record = {**measure_one(config_paths[path], dtype, upsample, batch_size), "config": path}
+    records.append(record)
+    write_results(records, settings, _OUT.value)
+    return record
+
+  for path in _CONFIGS.value:
+    for dtype in _DTYPES.value:
+      for upsample in _UPSAMPLES.value:
+        sweep_batch_sizes(batch_sizes, _MIN_GAIN.value,
+                          lambda size: measure_and_save(path, dtype, upsample, size))
+        logging.info("%s in %s with upsample %s done", path, dtype, upsample)
+
+  print(write_results(records, settings, _OUT.value))
 
 
 if __name__ == "__main__":

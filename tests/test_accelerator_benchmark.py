@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from experiments import accelerator_benchmark
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,33 +43,56 @@ def test_sweep_runs_every_size_while_rising():
 
 def test_table_shows_failed_run():
   table = accelerator_benchmark.results_table([
-      {"config_data_name": "pix2pix", "compute_dtype": "bfloat16", "upsample": "auto",
+      {"config": "configs/shoes_bags.py", "compute_dtype": "bfloat16", "upsample": "auto",
        "batch_size": 4096, "error": "RESOURCE_EXHAUSTED: | out of\nmemory"}])
-  row = table.splitlines()[-1]
-  assert row.startswith("| pix2pix | bfloat16 | auto | 4096 | "
+  header, row = table.splitlines()[0], table.splitlines()[-1]
+  assert row.startswith("| configs/shoes_bags.py | bfloat16 | auto | 4096 | "
                         "failed: RESOURCE_EXHAUSTED: / out of memory |")
-  assert row.count("|") == table.splitlines()[0].count("|")
+  assert row.count("|") == header.count("|")
 
 
-# Python code that runs the command where importing TensorFlow fails, as on
-# accelerator images that lack it.
-_WITHOUT_TENSORFLOW = ("import runpy, sys; sys.modules['tensorflow'] = None; "
-                       "runpy.run_module('experiments.accelerator_benchmark', "
-                       "run_name='__main__', alter_sys=True)")
+def _block_tensorflow(directory):
+  """Make `import tensorflow` fail in processes that put directory first on their path."""
+  package = directory / "tensorflow"
+  package.mkdir()
+  (package / "__init__.py").write_text("raise ImportError('TensorFlow is blocked')\n")
+  return {**os.environ, "PYTHONPATH": os.pathsep.join(
+      [str(directory), REPOSITORY_ROOT, os.environ.get("PYTHONPATH", "")])}
+
+
+def _run_sweep(tmp_path, *arguments):
+  command = [sys.executable, "-m", "experiments.accelerator_benchmark",
+             "--configs=configs/gmm.py", "--dtypes=float32", "--timed_iterations=1",
+             "--warmup_iterations=0", "--peak_matmul_size=64", f"--out={tmp_path / 'result'}",
+             *arguments]
+  return subprocess.run(command, cwd=REPOSITORY_ROOT, capture_output=True, text=True,
+                        timeout=300, env=_block_tensorflow(tmp_path))
 
 
 def test_command_writes_results_without_tensorflow(tmp_path):
-  out = tmp_path / "result"
-  command = [sys.executable, "-c", _WITHOUT_TENSORFLOW,
-             "--configs=configs/gmm.py", "--dtypes=float32", "--batch_sizes=8,16",
-             "--min_gain=100", "--iterations=1", "--warmup=0", "--matmul_size=64",
-             f"--out={out}"]
-  result = subprocess.run(command, cwd=REPOSITORY_ROOT, capture_output=True, text=True,
-                          timeout=300)
-  assert result.returncode == 0, result.stderr[-2000:]
-  records = json.loads((tmp_path / "result.json").read_text())
   # A min_gain of 100 (10,000%) ends the sweep after the second size.
+  result = _run_sweep(tmp_path, "--batch_sizes=8,16,32", "--min_gain=100")
+  assert result.returncode == 0, result.stderr[-2000:]
+  results = json.loads((tmp_path / "result.json").read_text())
+  assert results["settings"]["batch_sizes"] == [8, 16, 32]
+  records = results["records"]
   assert [record["batch_size"] for record in records] == [8, 16]
   assert all(record["matmul_dtype"] == "float32" for record in records)
+  assert all(record["config"] == "configs/gmm.py" for record in records)
   table = (tmp_path / "result.md").read_text()
   assert "| gmm | float32 | auto | 16 |" in table
+  assert "jax " in table.splitlines()[0]
+
+
+@pytest.mark.parametrize("argument,message", [
+    ("--configs=configs/no_such.py", "--configs: config file not found: configs/no_such.py"),
+    ("--dtypes=float16", "--dtypes must be a comma-separated list of"),
+    ("--upsamples=subpixle", "--upsamples must be a comma-separated list of"),
+    ("--batch_sizes=8,eight", "--batch_sizes must be positive integers, got '8,eight'"),
+    ("--batch_sizes=0", "--batch_sizes must be positive integers, got '0'"),
+])
+def test_command_checks_flags_first(tmp_path, argument, message):
+  result = _run_sweep(tmp_path, argument)
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert not (tmp_path / "result.json").exists()

@@ -96,7 +96,9 @@ def test_matmul_peak_in_bfloat16():
                          matmul_dtype="bfloat16")
   _assert_positive_figures(record)
   assert record["matmul_dtype"] == "bfloat16"
-  assert "(bfloat16 64^2, median of 1 samples" in benchmark.format_report(record)
+  report = benchmark.format_report(record)
+  assert "(bfloat16 64^2, median of 1 samples" in report
+  assert "NOTE: the networks compute in float32 but the peak was measured in bfloat16" in report
 
 
 def test_run_rejects_unknown_matmul_dtype():
