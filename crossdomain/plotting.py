@@ -143,6 +143,7 @@ def save_eval_plot(path: str, history: list[tuple[int, dict[str, float]]], metri
     if best_step is not None:
       axis.axvline(best_step, color="tab:red", linestyle="--", linewidth=1)
     axis.set_title(name + (" (selects the best step)" if name == metric else ""), fontsize=9)
+    axis.set_xlabel("step", fontsize=8)
     axis.grid(True, alpha=0.3)
   for axis in list(axes.flat)[len(names):]:
     axis.set_visible(False)
