@@ -47,12 +47,13 @@ from ml_collections import config_flags
 
 from crossdomain import config as config_lib, parallel, steps
 from crossdomain.errors import UserInputError
-from crossdomain.models import build_networks, image, upsample
+from crossdomain.models import COMPUTE_DTYPES, build_networks, image, upsample
 
 _REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Element types that the matrix-multiply peak can be measured in.
-MATMUL_DTYPES = ("float32", "bfloat16")
+# Element types that the matrix-multiply peak can be measured in: those that
+# the networks can compute in.
+MATMUL_DTYPES = COMPUTE_DTYPES
 
 config_flags.DEFINE_config_file("config", None, "Run config file, such as "
                                 "configs/shoes_bags.py; its data is not loaded.",

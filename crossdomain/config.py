@@ -11,6 +11,7 @@ import ml_collections
 
 from crossdomain.errors import UserInputError
 from crossdomain.losses import VARIANTS
+from crossdomain.models import COMPUTE_DTYPES
 from crossdomain.models.upsample import INIT_SCHEMES
 
 
@@ -125,7 +126,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config.loss.variant, "loss.variant", VARIANTS)
   _choice(config.loss.gan, "loss.gan", ("bce", "least_squares"))
   _choice(config.loss.reconstruction, "loss.reconstruction", ("mse", "l1"))
-  _choice(config.model.compute_dtype, "model.compute_dtype", ("float32", "bfloat16"))
+  _choice(config.model.compute_dtype, "model.compute_dtype", COMPUTE_DTYPES)
   _choice(config.model.init_scheme, "model.init_scheme", INIT_SCHEMES)
   _choice(config.model.upsample, "model.upsample",
           ("auto", "subpixel", "shifted_subpixel", "dilated", "col2im"))

@@ -16,6 +16,10 @@ table), so a stopped sweep keeps what it measured.
 Nothing here imports TensorFlow, so it also runs where only JAX, Flax,
 optax, absl and ml_collections are installed. The PyTorch peer runs on the
 CPU only, so it is not part of these runs.
+
+NOTE: this has run only on a CPU, with small batches. The defaults for
+accelerators (8192x8192 peak products, batch sizes up to 2048, 600 s per
+run) are estimates that no GPU or TPU run has checked.
 """
 
 import json
@@ -26,15 +30,16 @@ from collections.abc import Callable
 
 from absl import app, flags, logging
 
+from crossdomain.models import COMPUTE_DTYPES
 from crossdomain.models.upsample import UPSAMPLE_FORMULATIONS
 
-DTYPES = ("float32", "bfloat16")
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _CONFIGS = flags.DEFINE_list(
     "configs", ["configs/shoes_bags.py", "configs/fashion_shoes_bags.py"],
     "Image run config files; only their data shape, model, losses and optimizer matter.")
-_DTYPES = flags.DEFINE_list("dtypes", list(DTYPES), f"Compute dtypes, any of {DTYPES}.")
+_DTYPES = flags.DEFINE_list("dtypes", list(COMPUTE_DTYPES),
+                            f"Compute dtypes, any of {COMPUTE_DTYPES}.")
 _UPSAMPLES = flags.DEFINE_list(
     "upsamples", ["auto"], f"Transposed-convolution forms (model.upsample) to compare, any "
     f"of {UPSAMPLE_FORMULATIONS}. Off the CPU, auto is subpixel.")
@@ -90,6 +95,7 @@ def measure_one(config_path: str, dtype: str, upsample: str, batch_size: int) ->
     completed = subprocess.run(command, cwd=REPOSITORY_ROOT, capture_output=True, text=True,
                                timeout=_TIMEOUT.value)
   except subprocess.TimeoutExpired:
+    logging.warning("%s timed out after %d s", setting, _TIMEOUT.value)
     return {**setting, "error": f"timed out after {_TIMEOUT.value} s"}
   if completed.returncode != 0:
     # The last lines name the error, such as RESOURCE_EXHAUSTED for out of memory.
@@ -157,7 +163,7 @@ def _resolve_config(path: str) -> str:
 
 def _check_flags() -> list[int]:
   """Exit with a message that names the flag if a value is invalid, else return the batch sizes."""
-  for name, values, allowed in (("--dtypes", _DTYPES.value, DTYPES),
+  for name, values, allowed in (("--dtypes", _DTYPES.value, COMPUTE_DTYPES),
                                 ("--upsamples", _UPSAMPLES.value, UPSAMPLE_FORMULATIONS)):
     unknown = [value for value in values if value not in allowed]
     if unknown or not values:

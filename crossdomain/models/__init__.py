@@ -21,6 +21,10 @@ from crossdomain.models.vector import VectorDiscriminator, VectorGenerator
 TIED_ROLES = {"ab": "g_ab", "ba": "g_ba", "aba": "g_ba", "bab": "g_ab"}
 UNTIED_ROLES = {"ab": "g_ab", "ba": "g_ba", "aba": "r_ba", "bab": "r_ab"}
 
+# Types the networks can compute in (model.compute_dtype). Parameters,
+# optimizer states and losses stay float32.
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
 
 @dataclasses.dataclass(frozen=True)
 class Networks:
@@ -39,7 +43,7 @@ class Networks:
 
 
 def _dtype(config: ml_collections.ConfigDict):
-  if config.compute_dtype not in ("float32", "bfloat16"):
+  if config.compute_dtype not in COMPUTE_DTYPES:
     raise UserInputError(f"model.compute_dtype must be 'float32' or 'bfloat16', "
                      f"got {config.compute_dtype!r}")
   return jnp.dtype(config.compute_dtype)
