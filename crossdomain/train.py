@@ -99,9 +99,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   eval_inputs = tuple(pipeline.to_model_range(domain.test[:config.eval.max_examples]).numpy()
                       for domain in (domains.a, domains.b))
   selection = selection_lib.Selection.from_config(config.eval)
-  if quality is not None and not config.eval.metric:
-    raise UserInputError("config.eval.metric is empty; name the metric that picks the best "
-                         "step, such as frechet_distance_mean for images")
+  if quality is not None:
+    selection.check_metric(quality.metric_names())
 
   # State: fresh from the seed, or the latest checkpoint of this workdir.
   state = steps.init_state(networks, config, domains.a.example_shape, domains.b.example_shape)

@@ -1,5 +1,6 @@
 """Translation quality measures on maps with known answers, and best-step selection."""
 
+import dataclasses
 import json
 import os
 
@@ -35,6 +36,8 @@ def test_toy_quality_of_ideal_map():
   assert report.metrics["coverage_quality"] > 0.97
   assert report.metrics["cycle_mse_a"] == 0.0
   assert "off-mode" in report.details["mode_mapping_ab"]
+  measure = quality.ToyQuality((MIXTURE_A, MIXTURE_B), modes_a, modes_b)
+  assert sorted(measure.metric_names()) == sorted(report.metrics)
 
 
 def test_toy_quality_of_collapsed_map():
@@ -92,6 +95,9 @@ def test_image_quality_of_real_images_as_translations(image_setup):
   assert report["frechet_distance_ab"] == pytest.approx(0.0, abs=1e-6)
   assert report["cycle_mse_a"] == 0.0
   assert report["frechet_distance_floor_b"] > 0.0
+  assert sorted(measure.metric_names()) == sorted(report)
+  without_subclasses = dataclasses.replace(measure, subclasses_a=None)
+  assert sorted(without_subclasses.metric_names()) == sorted(without_subclasses(arrays).metrics)
 
 
 def test_image_quality_of_identity_map(image_setup):
@@ -139,6 +145,16 @@ def test_selection_tracks_best_and_patience():
 def test_selection_rejects_unknown_metric():
   with pytest.raises(UserInputError, match="eval.metric 'fid' is not measured"):
     selection.Selection("fid", 0, 0.0).update(1, {"frechet_distance_mean": 1.0})
+
+
+@pytest.mark.parametrize("metric, message", [("fid", "eval.metric 'fid' is not measured"),
+                                             ("", "config.eval.metric is empty")])
+def test_run_with_unmeasured_metric_stops_before_training(tmp_path, metric, message):
+  config = runs.tiny_config(num_steps=100, **{"eval.every": 100, "eval.metric": metric})
+  with pytest.raises(UserInputError, match=message) as error:
+    train.train_and_evaluate(config, str(tmp_path))
+  assert "coverage_quality" in str(error.value)
+  assert not os.path.exists(tmp_path / "metrics.jsonl")
 
 
 def test_toy_run_keeps_best_checkpoint_and_stops_early(tmp_path):

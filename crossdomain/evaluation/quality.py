@@ -60,6 +60,11 @@ class ToyQuality:
   modes_b: np.ndarray
   min_share: float = 0.02
 
+  def metric_names(self) -> tuple[str, ...]:
+    """Return the names of the metrics that each report contains."""
+    return ("mode_coverage_ab", "high_quality_ab", "mode_coverage_ba", "high_quality_ba",
+            "cycle_mse_a", "cycle_mse_b", "coverage_quality")
+
   def __call__(self, arrays: Arrays) -> Report:
     mixture_a, mixture_b = self.mixtures
     values, details, scores = {}, {}, []
@@ -99,6 +104,18 @@ class ImageQuality:
   classes_b: Sequence[int]
   subclasses_a: np.ndarray | None = None
   seed: int = 0
+
+  def metric_names(self) -> tuple[str, ...]:
+    """Return the names of the metrics that each report contains."""
+    names = []
+    for direction, target in (("ab", "b"), ("ba", "a")):
+      names += [f"target_accuracy_{direction}", f"frechet_distance_{direction}",
+                f"kid_{direction}", f"frechet_distance_floor_{target}", f"kid_floor_{target}"]
+    names += ["cycle_mse_a", "cycle_mse_b", "frechet_distance_mean"]
+    if self.subclasses_a is not None:
+      names += ["subclass_probe_accuracy", "subclass_probe_accuracy_real",
+                "subclass_probe_chance"]
+    return tuple(names)
 
   def _floor(self, features: np.ndarray, seed: int) -> tuple[float, float]:
     """Return Fréchet distance and KID between two random halves of real images."""

@@ -8,6 +8,7 @@ row have not improved on the best by more than `eval.min_delta`.
 import dataclasses
 import json
 import os
+from collections.abc import Iterable
 
 import ml_collections
 
@@ -48,11 +49,19 @@ class Selection:
       return value < self.best_value - self.min_delta
     return value > self.best_value + self.min_delta
 
+  def check_metric(self, measured: Iterable[str]) -> None:
+    """Raise UserInputError unless the metric is one of the `measured` names."""
+    measured = sorted(measured)
+    if not self.metric:
+      raise UserInputError(f"config.eval.metric is empty; name the metric that picks the best "
+                           f"step, one of {measured}")
+    if self.metric not in measured:
+      raise UserInputError(f"eval.metric {self.metric!r} is not measured for this data; "
+                           f"choose one of {measured}")
+
   def update(self, step: int, values: dict[str, float]) -> bool:
     """Record an evaluation; return whether it is the new best."""
-    if self.metric not in values:
-      raise UserInputError(f"eval.metric {self.metric!r} is not measured for this data; "
-                           f"choose one of {sorted(values)}")
+    self.check_metric(values)
     self.history.append((step, dict(values)))
     if self._improves(values[self.metric]):
       self.best_step, self.best_metrics = step, dict(values)
