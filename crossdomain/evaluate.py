@@ -14,6 +14,7 @@ implementations are measured on the same scale.
 import dataclasses
 import json
 import os
+import zipfile
 
 import numpy as np
 from absl import app, flags, logging
@@ -59,18 +60,40 @@ def images_to_model_range(images: np.ndarray, shape: tuple[int, ...], name: str)
   return images * 2.0 - 1.0 if low >= 0.0 else images
 
 
+def _check_values(values: np.ndarray, name: str) -> None:
+  """Raise UserInputError unless an array has rows of finite numbers."""
+  if values.ndim == 0 or len(values) == 0:
+    raise UserInputError(f"array {name!r} has no rows (shape {values.shape}); give one row "
+                         "per example")
+  if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+    raise UserInputError(f"array {name!r} holds {values.dtype} values; expected numbers")
+  finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+  if not finite.all():
+    raise UserInputError(f"array {name!r} has NaN or infinite values in {np.sum(~finite)} of "
+                         f"{len(values)} rows, the first at row {np.argmin(finite)}")
+
+
 def read_npz(path: str, domains: data_lib.DomainPair) -> dict[str, np.ndarray]:
   """Read and normalize the six arrays of an NPZ file."""
   if not os.path.isfile(path):
     raise UserInputError(f"--npz {path} not found")
+  if not zipfile.is_zipfile(path):
+    raise UserInputError(f"{path} is not an NPZ file; write the arrays with numpy.savez")
   with np.load(path, allow_pickle=False) as archive:
     missing = [name for name in ARRAY_NAMES if name not in archive]
     if missing:
       raise UserInputError(f"{path} lacks arrays {missing}; it needs {list(ARRAY_NAMES)}")
-    raw = {name: archive[name] for name in ARRAY_NAMES}
+    raw = {}
+    for name in ARRAY_NAMES:
+      try:
+        raw[name] = archive[name]
+      except ValueError as error:  # object arrays, which only pickle can read
+        raise UserInputError(f"array {name!r} of {path} cannot be read without pickle "
+                             f"({error}); save it as an array of numbers") from error
   shapes = {"a": domains.a.example_shape, "b": domains.b.example_shape}
   arrays = {}
   for name, values in raw.items():
+    _check_values(values, name)
     shape = shapes[name[-1]]  # ab ends in B's shape, aba in A's
     if domains.is_image:
       arrays[name] = images_to_model_range(values, shape, name)

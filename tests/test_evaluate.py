@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -75,6 +76,41 @@ def test_npz_wrong_width_named(tmp_path, rows):
   assert result.returncode != 0
   assert f"has shape ({rows}, 3), expected [N, 2]" in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def _with_row_of(arrays, name, value):
+  changed = arrays[name].astype(np.float64)
+  changed[3] = value
+  return {**arrays, name: changed}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda arrays: {**arrays, "a": arrays["a"][:0]}, "array 'a' has no rows"),
+    (lambda arrays: _with_row_of(arrays, "ab", np.nan),
+     "array 'ab' has NaN or infinite values in 1 of 512 rows, the first at row 3"),
+    (lambda arrays: _with_row_of(arrays, "bab", np.inf), "array 'bab' has NaN or infinite"),
+    (lambda arrays: {**arrays, "ba": np.full(arrays["ba"].shape, "x")},
+     "array 'ba' holds <U1 values; expected numbers"),
+])
+def test_npz_bad_values_named(tmp_path, change, message):
+  path = tmp_path / "bad.npz"
+  np.savez(path, **change(_toy_arrays(False)))
+  config = gmm_config.get_config()
+  with pytest.raises(UserInputError, match=re.escape(message)):
+    evaluate.read_npz(str(path), data_lib.load(config.data, config.seed))
+
+
+def test_npz_of_other_formats_named(tmp_path):
+  config = gmm_config.get_config()
+  domains = data_lib.load(config.data, config.seed)
+  text = tmp_path / "notes.npz"
+  text.write_text("a,b\n1,2\n")
+  with pytest.raises(UserInputError, match="is not an NPZ file"):
+    evaluate.read_npz(str(text), domains)
+  objects = tmp_path / "objects.npz"
+  np.savez(objects, **{**_toy_arrays(False), "ab": np.array([{"x": 1}], dtype=object)})
+  with pytest.raises(UserInputError, match="array 'ab' .* cannot be read without pickle"):
+    evaluate.read_npz(str(objects), domains)
 
 
 def test_npz_requires_config(tmp_path):
