@@ -56,10 +56,16 @@ def _join(items: dict[str, Any], template: TrainState) -> TrainState:
       discriminator_opt_state=items["optimizers"]["discriminator"])
 
 
-def make_meta(config: ml_collections.ConfigDict, shape_a, shape_b) -> dict[str, Any]:
-  """Return what a checkpoint records about the run that wrote it."""
+def make_meta(config: ml_collections.ConfigDict, shape_a, shape_b, columns_a=None,
+              columns_b=None) -> dict[str, Any]:
+  """Return what a checkpoint records about the run that wrote it.
+
+  `columns_a` and `columns_b` are the header rows of CSV domains, or None.
+  """
   return {"config": json.loads(config.to_json()),
-          "example_shape_a": list(shape_a), "example_shape_b": list(shape_b)}
+          "example_shape_a": list(shape_a), "example_shape_b": list(shape_b),
+          "columns_a": None if columns_a is None else list(columns_a),
+          "columns_b": None if columns_b is None else list(columns_b)}
 
 
 def _lookup(tree: dict, dotted: str):

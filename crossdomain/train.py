@@ -105,7 +105,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   # State: fresh from the seed, or the latest checkpoint of this workdir.
   state = steps.init_state(networks, config, domains.a.example_shape, domains.b.example_shape)
   state = jax.device_put(state, replicated)
-  meta = checkpointing.make_meta(config, domains.a.example_shape, domains.b.example_shape)
+  meta = checkpointing.make_meta(config, domains.a.example_shape, domains.b.example_shape,
+                                 domains.a.columns, domains.b.columns)
   checkpoints = checkpointing.Checkpoints(workdir, config, meta)
   latest = checkpoints.latest_step()
   saved_selection = None

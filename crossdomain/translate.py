@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import json
 import os
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +45,8 @@ class Translator:
   shape_b: tuple[int, ...]
   step: int
   config: ml_collections.ConfigDict  # of the run that saved the checkpoint
+  columns_a: tuple[str, ...] | None = None  # header rows of CSV domains
+  columns_b: tuple[str, ...] | None = None
 
   @functools.cached_property
   def _translate(self):
@@ -123,8 +126,11 @@ def load_translator(workdir: str, step: str = "latest") -> Translator:
   restored = manager.restore(chosen, args=ocp.args.Composite(
       generators=ocp.args.StandardRestore(abstract)))["generators"]
   manager.close()
+  # Checkpoints written before the header rows were recorded have no columns.
+  columns_a, columns_b = (tuple(meta[key]) if meta.get(key) else None
+                          for key in ("columns_a", "columns_b"))
   return Translator(networks, restored["params"], restored["batch_stats"], shape_a, shape_b,
-                    chosen, config)
+                    chosen, config, columns_a, columns_b)
 
 
 def _image_files(path: str) -> list[tuple[str, str]]:
@@ -190,7 +196,7 @@ def read_vectors(path: str, features: int) -> tuple[np.ndarray, list[str] | None
   return vectors, header
 
 
-def write_vectors(path: str, vectors: np.ndarray, header: list[str] | None = None) -> None:
+def write_vectors(path: str, vectors: np.ndarray, header: Sequence[str] | None = None) -> None:
   with open(path, "w", newline="") as handle:
     writer = csv.writer(handle)
     if header is not None:
@@ -204,21 +210,26 @@ def translate_path(translator: Translator, direction: str, input_path: str, outp
   if direction not in ("a2b", "b2a"):
     raise UserInputError(f"--direction must be a2b or b2a, got {direction!r}")
   source_shape = translator.shape_a if direction == "a2b" else translator.shape_b
-  os.makedirs(output, exist_ok=True)
-  written = []
-
   if not os.path.exists(input_path):
     raise UserInputError(f"--input {input_path} does not exist")
+  if os.path.exists(output) and not os.path.isdir(output):
+    raise UserInputError(f"--output {output} is a file; name a folder for the results")
+  written = []
+
   if len(source_shape) == 1:
     if not os.path.isfile(input_path):
       raise UserInputError(f"--input {input_path} must be a CSV file for vector domains")
     vectors, header = read_vectors(input_path, source_shape[0])
     outputs = translator(vectors, direction)
+    # A translation has the other domain's columns; a reconstruction the input's.
+    headers = {"translated": translator.columns_b if direction == "a2b" else translator.columns_a,
+               "reconstructed": header}
     stem = os.path.splitext(os.path.basename(input_path))[0]
     kinds = ("translated", "reconstructed") if with_reconstruction else ("translated",)
+    os.makedirs(output, exist_ok=True)
     for kind in kinds:
       path = os.path.join(output, f"{stem}_{kind}.csv")
-      write_vectors(path, outputs[kind], header)
+      write_vectors(path, outputs[kind], headers[kind])
       written.append(path)
     return written
 

@@ -41,14 +41,60 @@ def test_translates_csv_with_reconstruction(toy_run, tmp_path):
 
   assert [p.rsplit("/", 1)[1] for p in written] == ["points_translated.csv",
                                                      "points_reconstructed.csv"]
-  for path in written:
-    with open(path) as handle:
-      assert handle.readline().strip() == "x,y", path
-  translated = np.loadtxt(written[0], delimiter=",", skiprows=1)
+  # The toy's domain B has no column names, so only the reconstruction,
+  # which lies in the input's domain, keeps the input's header row.
+  translated = np.loadtxt(written[0], delimiter=",")
+  with open(written[1]) as handle:
+    assert handle.readline().strip() == "x,y"
   reconstructed = np.loadtxt(written[1], delimiter=",", skiprows=1)
   assert translated.shape == reconstructed.shape == (3, 2)
   expected = translator(np.array([[0.0, 0.0], [2.0, 2.0], [-1.0, 1.0]], np.float32), "a2b")
   np.testing.assert_allclose(translated, expected["translated"], rtol=1e-6)
+
+
+def test_translated_csv_takes_target_columns_and_reads_back(tmp_path):
+  from configs import csv as csv_config
+
+  rng = np.random.default_rng(0)
+  _write_csv(tmp_path / "a.csv", [["p", "q", "r"], *rng.normal(size=(40, 3)).tolist()])
+  _write_csv(tmp_path / "b.csv", [["u", "v"], *rng.normal(size=(40, 2)).tolist()])
+  config = csv_config.get_config()
+  config.data.csv_a, config.data.csv_b = str(tmp_path / "a.csv"), str(tmp_path / "b.csv")
+  config.num_steps, config.data.batch_size, config.model.hidden = 2, 8, (8,)
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  translator = translate.load_translator(workdir, "latest")
+
+  there = translate.translate_path(translator, "a2b", str(tmp_path / "a.csv"),
+                                   str(tmp_path / "b_made"), with_reconstruction=True)
+  back = translate.translate_path(translator, "b2a", there[0], str(tmp_path / "a_made"),
+                                  with_reconstruction=False)
+  headers = []
+  for path in (*there, *back):
+    with open(path) as handle:
+      headers.append(handle.readline().strip())
+  assert headers == ["u,v", "p,q,r", "p,q,r"]
+  assert np.loadtxt(back[0], delimiter=",", skiprows=1).shape == (40, 3)
+
+
+def test_output_that_is_a_file_is_an_error(toy_run, tmp_path):
+  workdir, _ = toy_run
+  _write_csv(tmp_path / "points.csv", [[0.0, 0.0]])
+  (tmp_path / "taken").write_text("")
+  translator = translate.load_translator(workdir, "latest")
+  with pytest.raises(UserInputError, match="--output .*taken is a file; name a folder"):
+    translate.translate_path(translator, "a2b", str(tmp_path / "points.csv"),
+                             str(tmp_path / "taken"), with_reconstruction=False)
+
+
+def test_failed_translation_creates_no_output_folder(toy_run, tmp_path):
+  workdir, _ = toy_run
+  _write_csv(tmp_path / "wide.csv", [[0.0, 0.0, 1.0]])
+  translator = translate.load_translator(workdir, "latest")
+  with pytest.raises(UserInputError, match="3 values per row"):
+    translate.translate_path(translator, "a2b", str(tmp_path / "wide.csv"),
+                             str(tmp_path / "out"), with_reconstruction=False)
+  assert not os.path.exists(tmp_path / "out")
 
 
 def test_loads_only_generators_of_chosen_step(toy_run):

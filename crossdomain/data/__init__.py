@@ -25,12 +25,14 @@ class Domain:
     test: the held-out examples in memory, uint8 images [M, size, size,
       channels] or float32 vectors [M, features].
     test_labels: int [M].
+    columns: the header row of a CSV domain, else None.
   """
 
   train: np.ndarray | pipeline.FileSource
   train_labels: np.ndarray
   test: np.ndarray
   test_labels: np.ndarray
+  columns: tuple[str, ...] | None = None
 
   @property
   def example_shape(self) -> tuple[int, ...]:
@@ -175,10 +177,11 @@ def _load_csv(config: ml_collections.ConfigDict, seed: int) -> DomainPair:
   domains = []
   for domain, field in enumerate(("csv_a", "csv_b")):
     path = _required(config, field)
-    vectors = csv_vectors.read_vectors(path)
+    vectors, header = csv_vectors.read_table(path)
     train, test = _hold_out(len(vectors), config, seed, domain, f"CSV file {path}")
     domains.append(Domain(vectors[train], np.zeros(len(train), np.int64),
-                          vectors[test], np.zeros(len(test), np.int64)))
+                          vectors[test], np.zeros(len(test), np.int64),
+                          None if header is None else tuple(header)))
   return DomainPair(domains[0], domains[1])
 
 
