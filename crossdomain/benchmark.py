@@ -462,11 +462,12 @@ def format_report(record: dict) -> str:
   # The JSON key is images_per_second for every config, but the toy's examples are points.
   if len(example_shape) == 3:
     shape, examples = "x".join(str(side) for side in example_shape), "images"
+    form = f"upsample {record['upsample']}, "
   else:
-    shape, examples = f"vectors of {example_shape[0]}", "examples"
+    shape, examples, form = f"vectors of {example_shape[0]}", "examples", ""
   lines = [
       f"{record['config_data_name']} {shape}, batch {record['batch_size']}, "
-      f"upsample {record['upsample']}, {record['compute_dtype']}, "
+      f"{form}{record['compute_dtype']}, "
       f"{record['devices']} {record['backend']} device(s) ({record['cpu']}, "
       f"{record['cpu_cores']} cores), jax {record['jax_version']}",
       f"  compile, both steps:      {record['compile_seconds']:8.1f} s",

@@ -26,7 +26,8 @@ def save_figures(workdir: str, step: int, domains: data_lib.DomainPair,
                   history: list[dict]) -> None:
   """Write the sample grid or toy scatter of this step and the loss graph."""
   figures = os.path.join(workdir, "figures")
-  os.makedirs(figures, exist_ok=True)
+  if domains.is_image or domains.mixtures is not None:
+    os.makedirs(figures, exist_ok=True)
   inputs_a, inputs_b = inputs
   if domains.is_image:
     rows = dict(zip(plotting.SAMPLE_ROWS, (inputs_a, outputs["ab"], outputs["aba"],

@@ -59,6 +59,7 @@ def test_run_records_positive_figures(make_config):
   is_image = len(record["example_shape_a"]) == 3
   assert ("images per second" in report) == is_image
   assert ("examples per second" in report) != is_image
+  assert ("upsample" in report) == is_image  # the toy's networks have no convolutions
 
 
 def test_report_notes_too_small_peak():

@@ -46,6 +46,8 @@ def test_read_ignores_byte_order_mark(tmp_path):
     ("1,2\n3,nan\n", 2, "column 2: the value 'nan' is not a finite number"),
     ("1,2\n3,4,5\n", 2, "number of values (3) than the first row (2)"),
     ("a,b\n1\n", 2, "number of values (1) than the first row (2)"),
+    ("a,b\n1,2\n3,\"4\n5,6\n7,8\n", 3, "opens a quote that closes on line 5"),
+    ("1,2\n\n3,4\n5,6,7\n", 4, "number of values (3) than the first row (2)"),
 ])
 def test_malformed_row_names_file_and_line(tmp_path, text, line, problem):
   path = write(tmp_path / "bad.csv", text)
@@ -66,6 +68,11 @@ def test_file_without_rows_raises(tmp_path):
   path = write(tmp_path / "header_only.csv", "a,b\n")
   with pytest.raises(UserInputError, match="contains no data rows"):
     csv_vectors.read_vectors(path)
+
+
+def test_folder_given_as_file_raises(tmp_path):
+  with pytest.raises(UserInputError, match=f"CSV file {tmp_path} is a folder"):
+    csv_vectors.read_vectors(tmp_path)
 
 
 def test_missing_file_raises(tmp_path):

@@ -5,7 +5,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from configs import gmm as gmm_config
+from crossdomain import data as data_lib
 from crossdomain.data import gmm, image_folders, pipeline
+from crossdomain.errors import UserInputError
 
 
 def test_mixture_sample_statistics():
@@ -34,6 +37,14 @@ def test_mixture_rejects_bad_parameters():
     gmm.Mixture(((0.0, 0.0),), variance=0.0)
   with pytest.raises(ValueError, match="shape"):
     gmm.Mixture((), variance=0.1)
+
+
+@pytest.mark.parametrize("field", ["num_train", "num_test"])
+def test_mixture_domains_need_examples(field):
+  config = gmm_config.get_config().data
+  config[field] = 0
+  with pytest.raises(UserInputError, match=f"config.data.{field} must be positive, got 0"):
+    data_lib.load(config, seed=0)
 
 
 def test_ring_means_are_evenly_spaced():

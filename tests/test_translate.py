@@ -63,6 +63,7 @@ def test_translated_csv_takes_target_columns_and_reads_back(tmp_path):
   config.num_steps, config.data.batch_size, config.model.hidden = 2, 8, (8,)
   workdir = str(tmp_path / "run")
   train.train_and_evaluate(config, workdir)
+  assert not os.path.exists(os.path.join(workdir, "figures"))  # no figures for CSV data
   translator = translate.load_translator(workdir, "latest")
 
   there = translate.translate_path(translator, "a2b", str(tmp_path / "a.csv"),

@@ -67,6 +67,9 @@ class DomainPair:
 
 
 def _load_gmm(config: ml_collections.ConfigDict, seed: int) -> DomainPair:
+  for field in ("num_train", "num_test"):
+    if not config[field] > 0:
+      raise UserInputError(f"config.data.{field} must be positive, got {config[field]!r}")
   mixtures = (gmm.Mixture(config.means_a, config.variance_a),
               gmm.Mixture(config.means_b, config.variance_b))
   rng = np.random.default_rng(seed)

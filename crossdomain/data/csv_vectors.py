@@ -73,6 +73,9 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
       first. The message gives the file and line number.
   """
   path = os.fspath(path)
+  if os.path.isdir(path):
+    raise UserInputError(f"CSV file {path} is a folder; name a CSV file in data.csv_a and "
+                         "data.csv_b")
   if not os.path.isfile(path):
     raise CsvFileNotFoundError(f"CSV file {path} does not exist; check data.csv_a and data.csv_b")
 
@@ -80,8 +83,13 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
   num_columns = None  # set by the first non-blank row
   with open(path, newline="", encoding="utf-8-sig") as file:
     reader = csv.reader(file)
+    end = 0  # the last line of the previous row
     try:
       for cells in reader:
+        line, end = end + 1, reader.line_num
+        if line != end:  # a quoted value ran over line ends
+          raise UserInputError(f"line {line} of {path} opens a quote that closes on line {end}; "
+                               "close each quote on the line where it opens")
         cells = [cell.strip() for cell in cells]
         if not any(cells):
           continue
@@ -91,7 +99,7 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
           if all(_parse_number(cell) is None for cell in cells):
             header = cells
             continue
-        rows.append(_parse_row(cells, path, reader.line_num, num_columns, is_first_row))
+        rows.append(_parse_row(cells, path, line, num_columns, is_first_row))
     except csv.Error as error:
       raise UserInputError(f"line {reader.line_num} of {path} is not valid CSV: {error}") from error
 
