@@ -17,16 +17,20 @@ def _set_xla_cpu_flags() -> None:
     os.environ["XLA_FLAGS"] = f"{current} {flag}".strip()
 
 
-def _turn_off_tensorflow_onednn() -> None:
-  """Run TensorFlow's own kernels in place of oneDNN's, unless TF_ENABLE_ONEDNN_OPTS is set.
+def _quiet_tensorflow() -> None:
+  """Keep TensorFlow's C++ notices off the terminal, unless the user set these variables.
 
-  TensorFlow only feeds the tf.data input pipelines here, and turning oneDNN
-  off changed their speed by under 3% in `python -m crossdomain.data.benchmark`
-  (2 cores, 2026-12-05). With it on, every command starts with two notices
-  from TensorFlow's C++ logging, which TF_CPP_MIN_LOG_LEVEL does not silence.
+  TensorFlow only feeds the tf.data input pipelines here. With its oneDNN
+  kernels on, every command starts with two notices that TF_CPP_MIN_LOG_LEVEL
+  does not silence; turning them off changed the pipelines' speed by under
+  3% in `python -m crossdomain.data.benchmark` (2 cores, 2026-12-05).
+  TF_CPP_MIN_LOG_LEVEL=1 hides the informational lines of C++ logging, such
+  as the note that TensorFlow was built without some CPU instructions, and
+  keeps warnings and errors.
   """
   os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 
 _set_xla_cpu_flags()
-_turn_off_tensorflow_onednn()
+_quiet_tensorflow()

@@ -29,26 +29,28 @@ def test_bad_input_exits_with_message(tmp_path, override, message):
   assert "Traceback" not in result.stderr
 
 
-def test_package_turns_off_onednn_notices():
+def test_package_quiets_tensorflow_notices():
   environment = {name: value for name, value in os.environ.items()
-                 if name != "TF_ENABLE_ONEDNN_OPTS"}
+                 if name not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
   command = [sys.executable, "-c",
              "import os, crossdomain, tensorflow as tf; tf.constant(1.0) + 1.0; "
-             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"]
+             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], os.environ['TF_CPP_MIN_LOG_LEVEL'])"]
   result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True,
                           timeout=120, env=environment)
   assert result.returncode == 0, result.stderr[-2000:]
-  assert result.stdout.strip() == "0"
+  assert result.stdout.split() == ["0", "1"]
   assert "oneDNN custom operations" not in result.stderr
+  assert "cpu_feature_guard" not in result.stderr
 
 
-def test_package_keeps_users_onednn_choice():
-  command = [sys.executable, "-c",
-             "import os, crossdomain; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"]
-  result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"})
+def test_package_keeps_users_tensorflow_settings():
+  command = [sys.executable, "-c", "import os, crossdomain; "
+             "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], os.environ['TF_CPP_MIN_LOG_LEVEL'])"]
+  result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1",
+                               "TF_CPP_MIN_LOG_LEVEL": "0"})
   assert result.returncode == 0, result.stderr[-2000:]
-  assert result.stdout.strip() == "1"
+  assert result.stdout.split() == ["1", "0"]
 
 
 def test_override_sets_steps(tmp_path):
