@@ -93,11 +93,19 @@ def scatter_by_mode(axis, points: np.ndarray, modes: np.ndarray, title: str) -> 
   axis.set_aspect("equal")
 
 
+def label_modes(axis, means: np.ndarray) -> None:
+  """Write each mode's number at its mean, the numbers of the mode tables in ideal_state.json."""
+  for mode, (x, y) in enumerate(np.asarray(means)):
+    axis.text(x, y, str(mode), ha="center", va="center", fontsize=9, fontweight="bold",
+              bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8})
+
+
 def save_toy_scatter(path: str, points: dict[str, np.ndarray], modes_a: np.ndarray,
                      modes_b: np.ndarray, mixtures: tuple[Mixture, Mixture], step: int) -> None:
   """Write the four toy panels: A, B, G_AB(A) over B's density, G_BA(B) over A's.
 
-  Each point has the colour of the mode its source point was drawn from.
+  Each point has the colour of the mode its source point was drawn from, and
+  the panels of A and B number their modes.
 
   Args:
     path: PNG file to write.
@@ -116,6 +124,8 @@ def save_toy_scatter(path: str, points: dict[str, np.ndarray], modes_a: np.ndarr
   figure, axes = plt.subplots(1, 4, figsize=(16, 4.4))
   scatter_by_mode(axes[0], points["a"], modes_a, "A, by mode")
   scatter_by_mode(axes[1], points["b"], modes_b, "B, by mode")
+  label_modes(axes[0], mixture_a.means)
+  label_modes(axes[1], mixture_b.means)
   density_contours(axes[2], mixture_b, limits)
   scatter_by_mode(axes[2], points["ab"], modes_a, "G_AB(A) over density of B,\nby mode of A")
   density_contours(axes[3], mixture_a, limits)
