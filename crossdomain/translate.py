@@ -3,12 +3,13 @@
     python -m crossdomain.translate --workdir=DIR --direction=a2b \\
         --input=PATH --output=DIR [--step=N|best] [--with_reconstruction]
 
-Images (a folder, searched recursively, or single PNG or JPEG files) are
-written as PNG files of the same names. A CSV file of vectors is written as
-a CSV file. Only the generators are read from the checkpoint, and batch
+Images (one file, or a folder searched recursively) are read as training
+reads them and written as PNG files of the same names. A CSV file of vectors
+is written as a CSV file. Only the generators are read from the checkpoint, and batch
 norm uses the running statistics kept from training.
 """
 
+import collections
 import csv
 import dataclasses
 import functools
@@ -22,14 +23,13 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import app, flags, logging
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from crossdomain import checkpointing, cli, config as config_lib, steps
 from crossdomain.data import csv_vectors
 from crossdomain.errors import UserInputError
 from crossdomain.models import Networks, build_networks
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BATCH_SIZE = 64  # examples per jitted call; the last batch is padded to it
 FLAGS = flags.FLAGS
 
@@ -133,54 +133,53 @@ def load_translator(workdir: str, step: str = "latest") -> Translator:
                     chosen, config, columns_a, columns_b)
 
 
-def _image_files(path: str) -> list[tuple[str, str]]:
-  """Return (file, name relative to the input) pairs of the images under `path`."""
-  if os.path.isfile(path):
-    return [(path, os.path.basename(path))]
-  if not os.path.isdir(path):
-    raise UserInputError(f"--input {path} does not exist")
-  found = []
-  for root, _, names in os.walk(path):
-    for name in sorted(names):
-      if name.lower().endswith(IMAGE_SUFFIXES):
-        full = os.path.join(root, name)
-        found.append((full, os.path.relpath(full, path)))
-  if not found:
-    raise UserInputError(f"no PNG or JPEG files in {path}")
-  return sorted(found)
+def read_images(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+  """Read the images at `path` as training reads them, in model range [-1, 1].
 
+  `path` is one image file or a folder searched recursively. Each image is
+  decoded, converted to the model's channels, center-cropped and resized by
+  the training pipeline's function. In a folder, files that do not decode are
+  skipped with one logged warning, as in training.
 
-def read_images(files: list[tuple[str, str]], shape: tuple[int, int, int]) -> np.ndarray:
-  """Read images as float32 [N, size, size, channels] in [-1, 1], resizing when needed."""
+  Returns:
+    float32 [N, size, size, channels] and each image's name relative to the
+    folder (the file name for a single file).
+  """
+  from crossdomain.data import image_folders, pipeline  # TensorFlow loads slowly
+
   size, _, channels = shape
-  images = []
-  for path, _ in files:
-    try:
-      with Image.open(path) as image:
-        image.load()
-    except (UnidentifiedImageError, OSError) as error:
-      raise UserInputError(f"{path} is not a readable image: {error}") from error
-    found = len(image.getbands())
-    if image.mode == "P":
-      image, found = image.convert("RGB"), 3
-    if found != channels:
-      raise UserInputError(
-          f"{path} has {found} channels ({image.mode}), but the model expects images of "
-          f"shape {size}x{size}x{channels}; convert the file first")
-    if image.size != (size, size):
-      image = image.resize((size, size), Image.Resampling.BICUBIC)
-    pixels = np.asarray(image, np.float32).reshape(size, size, channels)
-    images.append(pixels / 127.5 - 1.0)
-  return np.stack(images)
+  if os.path.isfile(path):
+    if not image_folders.find_readable([path], size, channels)[0]:
+      raise UserInputError(f"{path} is not a readable {image_folders.IMAGE_FORMATS} image")
+    paths, names = [path], [os.path.basename(path)]
+  else:
+    paths = image_folders.find_images(path, size, channels, field="--input")
+    names = [os.path.relpath(found, path) for found in paths]
+  images = pipeline.decode_examples(image_folders.ImageFiles(paths, size, channels))
+  return pipeline.to_model_range(images).numpy(), names
 
 
-def write_images(directory: str, names: list[str], images: np.ndarray) -> None:
-  """Write images in [-1, 1] as PNG files, keeping each input's relative name."""
+def output_names(names: list[str]) -> list[str]:
+  """Name each output PNG file after its input, keeping the extension where names would clash.
+
+  x.jpg becomes x.png, but when x.png and x.jpg are both inputs they become
+  x.png.png and x.jpg.png, so that no output overwrites another.
+  """
+  stems = [os.path.splitext(name)[0] for name in names]
+  counts = collections.Counter(stems)
+  return [f"{stem if counts[stem] == 1 else name}.png" for stem, name in zip(stems, names)]
+
+
+def write_images(directory: str, names: list[str], images: np.ndarray) -> list[str]:
+  """Write images in [-1, 1] as PNG files of the given relative names; return their paths."""
   pixels = np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+  paths = []
   for name, image in zip(names, pixels):
-    path = os.path.join(directory, os.path.splitext(name)[0] + ".png")
+    path = os.path.join(directory, name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
+    paths.append(path)
+  return paths
 
 
 def read_vectors(path: str, features: int) -> tuple[np.ndarray, list[str] | None]:
@@ -233,15 +232,13 @@ def translate_path(translator: Translator, direction: str, input_path: str, outp
       written.append(path)
     return written
 
-  files = _image_files(input_path)
-  names = [name for _, name in files]
-  outputs = translator(read_images(files, source_shape), direction)
-  write_images(output, names, outputs["translated"])
-  written += [os.path.join(output, os.path.splitext(n)[0] + ".png") for n in names]
+  images, names = read_images(input_path, source_shape)
+  names = output_names(names)
+  outputs = translator(images, direction)
+  written += write_images(output, names, outputs["translated"])
   if with_reconstruction:
-    folder = os.path.join(output, "reconstructions")
-    write_images(folder, names, outputs["reconstructed"])
-    written += [os.path.join(folder, os.path.splitext(n)[0] + ".png") for n in names]
+    written += write_images(os.path.join(output, "reconstructions"), names,
+                            outputs["reconstructed"])
   return written
 
 

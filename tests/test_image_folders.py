@@ -201,8 +201,16 @@ def test_folder_batches_are_images_in_model_range(tmp_path):
   assert -1.0 <= batch_a.min() <= batch_a.max() <= 1.0
 
 
-def test_invalid_image_size_raises(tmp_path):
-  config = folders_config(write_color_folder(tmp_path / "a", 4),
-                          write_color_folder(tmp_path / "b", 4), image_size=0)
-  with pytest.raises(UserInputError, match="image_size must be a positive number of pixels, got 0"):
+@pytest.mark.parametrize("size", [0, 4, 48])
+def test_invalid_image_size_raises(tmp_path, size):
+  config = folders_config(str(tmp_path / "absent_a"), str(tmp_path / "absent_b"), image_size=size)
+  # The size is checked before the folders are read.
+  with pytest.raises(UserInputError, match="config.data.image_size must be a power of two of "
+                                           f"at least 8, such as 32 or 64, got {size}"):
+    data_lib.load(config, seed=0)
+
+
+def test_missing_folder_names_its_field(tmp_path):
+  config = folders_config(write_color_folder(tmp_path / "a", 4), str(tmp_path / "absent"))
+  with pytest.raises(image_folders.ImageFolderNotFoundError, match="check data.folder_b$"):
     data_lib.load(config, seed=0)

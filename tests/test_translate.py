@@ -7,10 +7,13 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from configs import gmm as gmm_config
-from crossdomain import train, translate
+from crossdomain import steps, train, translate
 from crossdomain.errors import UserInputError
+from crossdomain.models import build_networks
+from tests import test_image_folders
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +160,59 @@ def test_missing_workdir_is_named():
 def test_negative_step_is_rejected(tmp_path):
   with pytest.raises(UserInputError, match=r"step number \(0 or more\).*'-1'"):
     translate.resolve_step(str(tmp_path), "-1", 5)
+
+
+@pytest.fixture(scope="module")
+def image_translator():
+  """An untrained 8x8 RGB translator: enough to check how images are read and written."""
+  from configs import image_folders as image_folders_config
+
+  config = image_folders_config.get_config()
+  shape = (test_image_folders.SIZE, test_image_folders.SIZE, 3)
+  networks = build_networks(config.model, shape, shape)
+  state = steps.init_state(networks, config, shape, shape)
+  return translate.Translator(networks, state.generator_params, state.generator_stats,
+                              shape, shape, 0, config)
+
+
+def test_images_read_as_in_training(image_translator, tmp_path):
+  readable = test_image_folders.write_mixed_folder(tmp_path / "in")
+  written = translate.translate_path(image_translator, "a2b", str(tmp_path / "in"),
+                                     str(tmp_path / "out"), with_reconstruction=False)
+
+  # Files that do not decode, and hidden files, are skipped as in training.
+  expected = [os.path.splitext(name)[0] + ".png" for name in readable]
+  assert sorted(os.path.relpath(path, tmp_path / "out") for path in written) == expected
+  for name in readable:
+    decoded = test_image_folders.decode_one(tmp_path / "in" / name)
+    wanted = image_translator(decoded[None].astype(np.float32) / 127.5 - 1.0, "a2b")
+    pixels = np.round((wanted["translated"][0] + 1.0) * 127.5)
+    path = tmp_path / "out" / (os.path.splitext(name)[0] + ".png")
+    got = np.asarray(Image.open(path), np.float64)
+    assert np.abs(got - pixels).max() <= 1.0, name
+
+
+def test_images_of_one_stem_keep_their_extensions(image_translator, tmp_path):
+  folder = tmp_path / "in"
+  folder.mkdir()
+  pixels = np.full((8, 8, 3), 120, np.uint8)
+  for name in ("x.png", "x.jpg", "y.jpeg"):
+    Image.fromarray(pixels).save(folder / name)
+  written = translate.translate_path(image_translator, "b2a", str(folder), str(tmp_path / "out"),
+                                     with_reconstruction=True)
+  names = sorted(os.path.relpath(path, tmp_path / "out") for path in written)
+  assert names == ["reconstructions/x.jpg.png", "reconstructions/x.png.png",
+                   "reconstructions/y.png", "x.jpg.png", "x.png.png", "y.png"]
+
+
+def test_unreadable_image_input_is_named(image_translator, tmp_path):
+  (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a whole JPEG")
+  with pytest.raises(UserInputError, match="broken.jpg is not a readable PNG, JPEG"):
+    translate.translate_path(image_translator, "a2b", str(tmp_path / "broken.jpg"),
+                             str(tmp_path / "out"), with_reconstruction=False)
+  (tmp_path / "notes").mkdir()
+  (tmp_path / "notes" / "a.txt").write_text("text")
+  with pytest.raises(UserInputError, match="contains no readable images .* point --input at"):
+    translate.translate_path(image_translator, "a2b", str(tmp_path / "notes"),
+                             str(tmp_path / "out"), with_reconstruction=False)
+  assert not os.path.exists(tmp_path / "out")

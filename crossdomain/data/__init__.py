@@ -113,9 +113,11 @@ def _check_max_test_examples(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_image_size(config: ml_collections.ConfigDict) -> None:
-  if not (isinstance(config.image_size, int) and config.image_size > 0):
-    raise UserInputError(f"config.data.image_size must be a positive number of pixels, "
-                         f"got {config.image_size!r}")
+  """Check the image side before any file is read: each network stage halves it, down to 4."""
+  size = config.image_size
+  if not (isinstance(size, int) and size >= 8 and size & (size - 1) == 0):
+    raise UserInputError(f"config.data.image_size must be a power of two of at least 8, "
+                         f"such as 32 or 64, got {size!r}")
 
 
 def _hold_out(count: int, config: ml_collections.ConfigDict, seed: int,
@@ -164,8 +166,8 @@ def _load_image_folders(config: ml_collections.ConfigDict, seed: int) -> DomainP
   domains = []
   for domain, field in enumerate(("folder_a", "folder_b")):
     folder = _required(config, field)
-    paths = np.array(image_folders.find_images(folder, config.image_size, config.channels),
-                     dtype=object)
+    paths = np.array(image_folders.find_images(folder, config.image_size, config.channels,
+                                               f"data.{field}"), dtype=object)
     train, test = _hold_out(len(paths), config, seed, domain, f"image folder {folder}")
     train_source = image_folders.ImageFiles(paths[train], config.image_size, config.channels)
     test_source = image_folders.ImageFiles(paths[test], config.image_size, config.channels)

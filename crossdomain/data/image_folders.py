@@ -24,11 +24,14 @@ _JPEG_SIGNATURE = b"\xff\xd8\xff"
 # ITU-R BT.601 luma weights, the ones Pillow's convert("L") uses.
 _LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
+# The formats that `decode_image` reads, for messages.
+IMAGE_FORMATS = "PNG, JPEG, GIF, BMP or WebP"
+
 # At most this many skipped file names go into the log message.
 _MAX_LOGGED_NAMES = 100
 
 
-class ImageFolderNotFoundError(FileNotFoundError):
+class ImageFolderNotFoundError(UserInputError, FileNotFoundError):
   """Raised when an image folder does not exist or is not a folder."""
 
 
@@ -131,18 +134,22 @@ class ImageFiles(pipeline.FileSource):
     return decode_image(tf.io.read_file(stored), self.image_size, self.channels)
 
 
-def list_files(folder: str) -> list[str]:
+def list_files(folder: str, field: str = "data.folder_a or data.folder_b") -> list[str]:
   """Return the paths of all files under a folder, recursively, in sorted order.
 
   Files and folders whose names start with "." (such as .DS_Store or .git)
   are left out.
+
+  Args:
+    folder: the folder to search.
+    field: the setting or flag that named the folder, for error messages.
 
   Raises:
     ImageFolderNotFoundError: the folder does not exist or is not a folder.
   """
   if not os.path.isdir(folder):
     raise ImageFolderNotFoundError(f"image folder {folder} does not exist or is not a "
-                                   "folder; check data.folder_a and data.folder_b")
+                                   f"folder; check {field}")
   paths = []
   for root, folders, names in os.walk(folder):
     folders[:] = [name for name in folders if not name.startswith(".")]
@@ -179,7 +186,8 @@ def find_readable(paths: Sequence[str], image_size: int, channels: int) -> list[
   return readable
 
 
-def find_images(folder: str, image_size: int, channels: int) -> list[str]:
+def find_images(folder: str, image_size: int, channels: int,
+                field: str = "data.folder_a or data.folder_b") -> list[str]:
   """Return the paths of the readable images under a folder, in sorted order.
 
   Files that do not decode (corrupt files, other file types, unreadable
@@ -188,13 +196,14 @@ def find_images(folder: str, image_size: int, channels: int) -> list[str]:
   Args:
     folder: searched recursively.
     image_size, channels: the training settings, as for `decode_image`.
+    field: the setting or flag that named the folder, for error messages.
 
   Raises:
     ImageFolderNotFoundError: the folder does not exist.
     UserInputError: the folder contains no readable image.
   """
   start = time.perf_counter()
-  paths = list_files(folder)
+  paths = list_files(folder, field)
   readable = find_readable(paths, image_size, channels)
   images = [path for path, ok in zip(paths, readable) if ok]
   skipped = [os.path.relpath(path, folder) for path, ok in zip(paths, readable) if not ok]
@@ -208,6 +217,6 @@ def find_images(folder: str, image_size: int, channels: int) -> list[str]:
                     len(skipped), folder, names)
   if not images:
     raise UserInputError(f"image folder {folder} contains no readable images "
-                         f"({len(paths)} files, none of them a readable JPEG or PNG); "
-                         "point data.folder_a or data.folder_b at a folder of images")
+                         f"({len(paths)} files, none of them a readable {IMAGE_FORMATS} "
+                         f"image); point {field} at a folder of images")
   return images
