@@ -1,5 +1,6 @@
 """Training loop: data, mesh, state, jitted steps, evaluation, logs and checkpoints."""
 
+import collections
 import functools
 import json
 import os
@@ -16,6 +17,26 @@ from crossdomain.errors import UserInputError
 from crossdomain.evaluation import quality as quality_lib, selection as selection_lib
 from crossdomain.metric_writer import MetricWriter
 from crossdomain.models import build_networks
+
+
+class DispatchWindow:
+  """Keeps the host at most `limit` steps ahead of the devices.
+
+  JAX dispatches each step asynchronously, so without a bound the loop runs
+  ahead to the next step whose results it reads, up to `log_every` steps. A
+  SIGTERM would then wait for all of those steps before its checkpoint.
+  Waiting for the step `limit` back still leaves the devices queued work.
+  """
+
+  def __init__(self, limit: int = 2):
+    self.limit = limit
+    self._outputs = collections.deque()
+
+  def add(self, outputs) -> None:
+    """Record a dispatched step's outputs; wait while more than `limit` steps are unfinished."""
+    self._outputs.append(outputs)
+    while len(self._outputs) > self.limit:
+      jax.block_until_ready(self._outputs.popleft())
 
 
 def _due(step: int, period: int, last_step: int) -> bool:
@@ -171,6 +192,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
 
   done = start_step
   stopped_early = False
+  window_of_steps = DispatchWindow()
   try:
     with preemption.StopRequest() as stop:
       for step in range(start_step, config.num_steps):
@@ -179,6 +201,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
         batch_b = parallel.global_batch(local_b, mesh)
         kind = config.update_cycle[step % len(config.update_cycle)]
         state, metrics = update[kind](state, batch_a, batch_b)
+        window_of_steps.add(metrics)
         done = step + 1
         window.append(metrics)
         pending.append((done, metrics))

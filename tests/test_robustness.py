@@ -117,3 +117,20 @@ def test_checkpoint_of_other_model_is_rejected_untouched(tmp_path):
   assert "config.model.hidden: checkpoint [16, 16], this run [32, 32]" in message
   assert "config.model.tie_generators: checkpoint True, this run False" in message
   assert _snapshot(tmp_path / "checkpoints") == before
+
+
+def test_dispatch_window_waits_for_older_steps():
+  @jax.jit
+  def slow(x):
+    # About 0.1 s on a CPU core, so that no result is ready as soon as it is dispatched.
+    return jax.lax.fori_loop(0, 40, lambda _, y: jnp.tanh(y @ y), x)
+
+  x = jnp.full((512, 512), 1e-3)
+  jax.block_until_ready(slow(x))  # compile
+  window = train.DispatchWindow(limit=2)
+  outputs = []
+  for _ in range(5):
+    outputs.append(slow(x))
+    window.add(outputs[-1])
+  assert all(output.is_ready() for output in outputs[:3])
+  jax.block_until_ready(outputs)
