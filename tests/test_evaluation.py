@@ -199,6 +199,11 @@ def test_runs_of_every_seed_share_one_evaluator(tmp_path):
   assert len(cached) == 1, cached
   assert cached[0].endswith("_2steps_seed0"), cached
 
+  # Batches drawn differently leave the examples and so the evaluator as they are.
+  config.data.batch_size, config.data.num_sample_examples = 4, 2
+  quality.make_quality(config, data_lib.load(config.data, 1))
+  assert len(os.listdir(config.eval.evaluator_dir)) == 1
+
   config.eval.evaluator_seed = 1
   quality.make_quality(config, data_lib.load(config.data, 1))
   assert len(os.listdir(config.eval.evaluator_dir)) == 2

@@ -13,6 +13,7 @@ features and predictions of an evaluator classifier trained on real data.
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Sequence
 
 import ml_collections
@@ -169,9 +170,17 @@ class ImageQuality:
             "subclass_probe_chance": float(np.max(shares))}
 
 
+# Data settings that change neither the examples nor the held-out split: how
+# batches are drawn, and where the same files are read from.
+_NOT_IN_DATA_KEY = ("batch_size", "num_sample_examples", "manual_dir", "tfds_data_dir",
+                    "fashion_mnist_dir")
+
+
 def _data_key(config: ml_collections.ConfigDict) -> str:
   """Return a short digest of the data config, so each pair of domains gets its own evaluator."""
-  return hashlib.sha256(config.to_json(sort_keys=True).encode()).hexdigest()[:12]
+  fields = {name: value for name, value in config.to_dict().items()
+            if name not in _NOT_IN_DATA_KEY}
+  return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair):
