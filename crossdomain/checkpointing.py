@@ -157,8 +157,8 @@ class Checkpoints:
     return self._manager.restore(step, args=ocp.args.Composite(
         **{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
 
-  def restore(self, step: int, template: TrainState) -> TrainState:
-    """Restore the state saved at `step` into the shapes and shardings of `template`.
+  def check_fits(self, step: int) -> dict[str, Any]:
+    """Return the meta record of the checkpoint at `step`.
 
     Raises:
       UserInputError: the checkpoint was made by a run of another structure.
@@ -171,6 +171,15 @@ class Checkpoints:
           + "\n  ".join(differences)
           + "\nUse another --workdir, or the config the checkpoint was made with. "
             "The checkpoint was left unchanged.")
+    return saved
+
+  def restore(self, step: int, template: TrainState) -> TrainState:
+    """Restore the state saved at `step` into the shapes and shardings of `template`.
+
+    Raises:
+      UserInputError: the checkpoint was made by a run of another structure.
+    """
+    saved = self.check_fits(step)
     changes = describe_changes(saved, self._meta)
     if changes:
       logging.warning("Resuming step %d with settings other than the checkpoint's:\n  %s",

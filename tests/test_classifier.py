@@ -8,6 +8,7 @@ pattern. One test trains briefly on the real Fashion-MNIST files of Debian's
 import dataclasses
 import datetime
 import json
+import logging
 import os
 
 import jax
@@ -118,6 +119,16 @@ def test_train_deterministic_for_seed(toy_data):
   assert leaves_equal(variables, variables_again)
   assert accuracy == accuracy_again
   assert not leaves_equal(variables, variables_other)
+
+
+def test_train_logs_progress(toy_data, monkeypatch, caplog):
+  monkeypatch.setattr(classifier, "PROGRESS_SECONDS", 0.0)
+  with caplog.at_level(logging.INFO):
+    classifier.train_classifier(*toy_data, num_classes=NUM_CLASSES, steps=3, batch_size=16)
+  lines = [record.getMessage() for record in caplog.records
+           if record.getMessage().startswith("classifier step")]
+  assert [line.split(":")[0] for line in lines] == ["classifier step 1/3", "classifier step 2/3"]
+  assert all("steps/s" in line and "left" in line for line in lines)
 
 
 def test_train_batch_larger_than_dataset(toy_data):

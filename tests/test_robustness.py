@@ -104,10 +104,15 @@ def test_resume_with_changed_data_warns(tmp_path, caplog):
   assert "num_steps" not in caplog.text
 
 
-def test_checkpoint_of_other_model_is_rejected_untouched(tmp_path):
+def test_checkpoint_of_other_model_is_rejected_untouched(tmp_path, monkeypatch):
   train.train_and_evaluate(runs.tiny_config(num_steps=5), str(tmp_path))
   before = _snapshot(tmp_path / "checkpoints")
 
+  def make_quality(*args):
+    raise AssertionError("the quality measure, which may train an evaluator, came first")
+
+  # The mismatch is found before anything slow, such as an evaluator's training.
+  monkeypatch.setattr(train.quality_lib, "make_quality", make_quality)
   other = runs.tiny_config(num_steps=10, **{"model.hidden": (32, 32),
                                         "model.tie_generators": False})
   with pytest.raises(UserInputError) as error:

@@ -37,6 +37,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import linen as nn
 
+from crossdomain import reporting
 from crossdomain.data import fashion_mnist
 
 Variables = Mapping[str, Any]  # Flax variables, here only {"params": ...}
@@ -179,6 +180,10 @@ def _batch_indices(num_examples: int, batch_size: int, steps: int, seed: int) ->
   return order[:steps * batch_size].reshape(steps, batch_size)
 
 
+# Seconds between progress lines while a classifier trains.
+PROGRESS_SECONDS = 30.0
+
+
 def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
                      test_images: np.ndarray, test_labels: np.ndarray, *, num_classes: int,
                      steps: int, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
@@ -234,11 +239,18 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
   logging.info("Training a %d-class classifier on %d images of shape %s for %d steps",
                num_classes, len(train_images), image_shape, steps)
   start = time.perf_counter()
+  progress = reporting.Progress(0, steps)
+  last_log = start
   # The uint8 batches are gathered on the host and scaled on the device,
   # which moves a quarter of the bytes of float32 batches.
-  for indices in _batch_indices(len(train_images), batch_size, steps, seed):
+  for step, indices in enumerate(_batch_indices(len(train_images), batch_size, steps, seed), 1):
     variables, opt_state, loss = train_step(variables, opt_state, train_images[indices],
                                             train_labels[indices])
+    if time.perf_counter() - last_log >= PROGRESS_SECONDS and step < steps:
+      rate, seconds_left = progress.update(step)
+      logging.info("classifier step %d/%d: batch loss %.4f | %.2f steps/s, %s left", step,
+                   steps, float(loss), rate, reporting.format_duration(seconds_left))
+      last_log = time.perf_counter()
 
   evaluator = Evaluator(module, variables, image_shape)
   predictions = evaluator.logits(scale_images(test_images)).argmax(axis=-1)
