@@ -37,9 +37,9 @@ def check_metrics(pending: list[tuple[int, dict]]) -> None:
         network = _NETWORK_OF_METRIC.get(name, "the networks")
         kind = "loss" if name in _LOSSES else "metric"
         raise TrainingDivergedError(
-            f"{kind} {name} of {network} is {float(value)} at step {step}; training stopped "
-            f"and the latest checkpoint is the last one with finite values. Lower "
-            f"optimizer.learning_rate or resume from an earlier checkpoint.")
+            f"{kind} {name} of {network} is {float(value)} at step {step}, so training "
+            f"stopped before saving it. Lower optimizer.learning_rate and run the same "
+            f"command again: it resumes from the latest checkpoint, if any.")
 
 
 @jax.jit
@@ -62,5 +62,6 @@ def check_state(state) -> None:
   broken = sorted(name for name, ok in finite.items() if not ok)
   if broken:
     raise TrainingDivergedError(
-        f"non-finite values in {', '.join(broken)} at step {int(state.step)}; training "
-        f"stopped before saving them, so the latest checkpoint is the last good one.")
+        f"non-finite values in {', '.join(broken)} at step {int(state.step)}, so training "
+        f"stopped before saving them. Lower optimizer.learning_rate and run the same "
+        f"command again: it resumes from the latest checkpoint, if any.")

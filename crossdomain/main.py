@@ -89,6 +89,10 @@ def main(argv):
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (UserInputError, FileNotFoundError, TrainingDivergedError) as error:
     sys.exit(f"error: {error}")
+  except KeyboardInterrupt:
+    # Within the training steps Ctrl-C saves a checkpoint (see preemption.py).
+    # It lands here only during setup, such as an evaluator's training.
+    sys.exit("interrupted before the training steps; checkpoints saved earlier are kept")
 
 
 if __name__ == "__main__":
