@@ -22,7 +22,7 @@ def _quiet_tensorflow() -> None:
 
   TensorFlow only feeds the tf.data input pipelines here. With its oneDNN
   kernels on, every command starts with two notices that TF_CPP_MIN_LOG_LEVEL
-  does not silence; turning them off changed the pipelines' speed by under
+  does not silence. Turning them off changed the pipelines' speed by under
   3% in `python -m crossdomain.data.benchmark` (2 cores, 2026-12-05).
   TF_CPP_MIN_LOG_LEVEL=1 hides the informational lines of C++ logging, such
   as the note that TensorFlow was built without some CPU instructions, and

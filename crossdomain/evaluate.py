@@ -66,7 +66,7 @@ def _check_values(values: np.ndarray, name: str) -> None:
     raise UserInputError(f"array {name!r} has no rows (shape {values.shape}); give one row "
                          "per example")
   if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
-    raise UserInputError(f"array {name!r} holds {values.dtype} values; expected numbers")
+    raise UserInputError(f"array {name!r} contains {values.dtype} values; expected numbers")
   finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
   if not finite.all():
     raise UserInputError(f"array {name!r} has NaN or infinite values in {np.sum(~finite)} of "

@@ -90,7 +90,7 @@ def _with_row_of(arrays, name, value):
      "array 'ab' has NaN or infinite values in 1 of 512 rows, the first at row 3"),
     (lambda arrays: _with_row_of(arrays, "bab", np.inf), "array 'bab' has NaN or infinite"),
     (lambda arrays: {**arrays, "ba": np.full(arrays["ba"].shape, "x")},
-     "array 'ba' holds <U1 values; expected numbers"),
+     "array 'ba' contains <U1 values; expected numbers"),
 ])
 def test_npz_bad_values_named(tmp_path, change, message):
   path = tmp_path / "bad.npz"

@@ -69,16 +69,16 @@ def test_translated_csv_takes_target_columns_and_reads_back(tmp_path):
   assert not os.path.exists(os.path.join(workdir, "figures"))  # no figures for CSV data
   translator = translate.load_translator(workdir, "latest")
 
-  there = translate.translate_path(translator, "a2b", str(tmp_path / "a.csv"),
-                                   str(tmp_path / "b_made"), with_reconstruction=True)
-  back = translate.translate_path(translator, "b2a", there[0], str(tmp_path / "a_made"),
+  to_b = translate.translate_path(translator, "a2b", str(tmp_path / "a.csv"),
+                                  str(tmp_path / "b_made"), with_reconstruction=True)
+  to_a = translate.translate_path(translator, "b2a", to_b[0], str(tmp_path / "a_made"),
                                   with_reconstruction=False)
   headers = []
-  for path in (*there, *back):
+  for path in (*to_b, *to_a):
     with open(path) as handle:
       headers.append(handle.readline().strip())
   assert headers == ["u,v", "p,q,r", "p,q,r"]
-  assert np.loadtxt(back[0], delimiter=",", skiprows=1).shape == (40, 3)
+  assert np.loadtxt(to_a[0], delimiter=",", skiprows=1).shape == (40, 3)
 
 
 def test_output_that_is_a_file_is_an_error(toy_run, tmp_path):
@@ -185,8 +185,8 @@ def test_images_read_as_in_training(image_translator, tmp_path):
   assert sorted(os.path.relpath(path, tmp_path / "out") for path in written) == expected
   for name in readable:
     decoded = test_image_folders.decode_one(tmp_path / "in" / name)
-    wanted = image_translator(decoded[None].astype(np.float32) / 127.5 - 1.0, "a2b")
-    pixels = np.round((wanted["translated"][0] + 1.0) * 127.5)
+    expected_output = image_translator(decoded[None].astype(np.float32) / 127.5 - 1.0, "a2b")
+    pixels = np.round((expected_output["translated"][0] + 1.0) * 127.5)
     path = tmp_path / "out" / (os.path.splitext(name)[0] + ".png")
     got = np.asarray(Image.open(path), np.float64)
     assert np.abs(got - pixels).max() <= 1.0, name
