@@ -5,8 +5,8 @@
 
 Images (one file, or a folder searched recursively) are read as training
 reads them and written as PNG files of the same names. A CSV file of vectors
-is written as a CSV file. Only the generators are read from the checkpoint, and batch
-norm uses the running statistics kept from training.
+is written as a CSV file. Only the generators are read from the checkpoint,
+and batch norm uses the running statistics kept from training.
 """
 
 import collections
@@ -167,7 +167,11 @@ def output_names(names: list[str]) -> list[str]:
   """
   stems = [os.path.splitext(name)[0] for name in names]
   counts = collections.Counter(stems)
-  return [f"{stem if counts[stem] == 1 else name}.png" for stem, name in zip(stems, names)]
+  outputs = [f"{stem if counts[stem] == 1 else name}.png" for stem, name in zip(stems, names)]
+  clashing = sorted(name for name, count in collections.Counter(outputs).items() if count > 1)
+  if clashing:
+    raise UserInputError(f"several inputs would be written as {clashing}; rename them")
+  return outputs
 
 
 def write_images(directory: str, names: list[str], images: np.ndarray) -> list[str]:

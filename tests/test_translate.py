@@ -205,6 +205,13 @@ def test_images_of_one_stem_keep_their_extensions(image_translator, tmp_path):
                    "reconstructions/y.png", "x.jpg.png", "x.png.png", "y.png"]
 
 
+def test_output_names_never_clash():
+  assert translate.output_names(["a/x.png", "a/x.jpg", "y.jpeg"]) == [
+      "a/x.png.png", "a/x.jpg.png", "y.png"]
+  with pytest.raises(UserInputError, match=r"written as \['x.png.png'\]; rename them"):
+    translate.output_names(["x.jpg", "x.png", "x.png.jpg"])
+
+
 def test_unreadable_image_input_is_named(image_translator, tmp_path):
   (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not a whole JPEG")
   with pytest.raises(UserInputError, match="broken.jpg is not a readable PNG, JPEG"):
