@@ -130,6 +130,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config.model.init_scheme, "model.init_scheme", INIT_SCHEMES)
   _choice(config.model.upsample, "model.upsample",
           ("auto", "subpixel", "shifted_subpixel", "dilated", "col2im"))
+  hidden = config.model.hidden
+  if not (isinstance(hidden, (tuple, list)) and hidden
+          and all(isinstance(width, int) and width > 0 for width in hidden)):
+    raise UserInputError(f"config.model.hidden must be one or more positive layer widths, such "
+                         f"as (256, 256), got {hidden!r}")
   for field in ("recon_weight_start", "recon_weight"):
     if not 0.0 <= config.loss[field] <= 1.0:
       raise UserInputError(f"config.loss.{field} must lie in [0, 1], got {config.loss[field]}")

@@ -44,7 +44,32 @@ def _parse_flags(argv: list[str]) -> list[str]:
     sys.exit(f"FATAL Flags parsing error: unknown config field "
              f"'{field.group(0) if field else text}'. {hint.group(0) if hint else ''}".strip())
   except flags.Error as error:
-    sys.exit(f"FATAL Flags parsing error: {error}\nPass --helpshort or --helpfull to see help.")
+    message = _describe_override_error(str(error)) or str(error)
+    sys.exit(f"FATAL Flags parsing error: {message}\nPass --helpshort or --helpfull to see help.")
+
+
+# The kind of value each type of config field expects, for error messages.
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _describe_override_error(text: str) -> str | None:
+  """Turn absl's message about a --config.FIELD=VALUE of the wrong type into one that names it.
+
+  Returns None when the message is about something else.
+  """
+  match = re.match(r"flag --config\.([\w.]+)=(.*?): ", text)
+  if not match:
+    return None
+  field, value = match.groups()
+  try:
+    default = FLAGS["config"].value
+    for name in field.split("."):
+      default = default[name]
+  except (AttributeError, KeyError, TypeError):
+    return None
+  example = str(default).lower() if isinstance(default, bool) else repr(default)
+  kind = _KINDS.get(type(default), type(default).__name__)
+  return f"--config.{field} expects {kind}, such as {example}, got {value!r}"
 
 
 def _initialize_distributed() -> None:

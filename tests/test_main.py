@@ -18,7 +18,12 @@ def _run_main(tmp_path, *overrides):
 @pytest.mark.parametrize("override,message", [
     ("--config.num_stepz=5",
      "unknown config field 'num_stepz'. Did you mean \"num_steps\""),
-    ("--config.num_steps=abc", "--config.num_steps=abc: invalid literal for int()"),
+    ("--config.num_steps=abc",
+     "--config.num_steps expects a whole number, such as 8000, got 'abc'"),
+    ("--config.model.tie_generators=maybe",
+     "--config.model.tie_generators expects true or false, such as true, got 'maybe'"),
+    ("--config.model.hidden=()", "error: config.model.hidden must be one or more positive "
+                                 "layer widths, such as (256, 256), got ()"),
     ("--config.data.batch_size=1000",
      "error: data.batch_size 1000 is larger than domain A's 512 training examples"),
 ])
