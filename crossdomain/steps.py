@@ -205,7 +205,11 @@ def generator_step(state: TrainState, batch_a: jax.Array, batch_b: jax.Array, *,
       grads, state.generator_opt_state, state.generator_params)
   params = optax.apply_updates(state.generator_params, updates)
 
-  metrics.update(g_loss=total, recon_weight=weight, g_grad_norm=optax.tree.norm(grads))
+  metrics.update(g_loss=total, g_grad_norm=optax.tree.norm(grads))
+  # Without a trained cycle the weight is unused, so it is not logged; the
+  # reconstruction errors still are, as a measure.
+  if any(losses.reconstructs(config.loss.variant, domain) for domain in ("a", "b")):
+    metrics["recon_weight"] = weight
   state = state.replace(step=state.step + 1, generator_params=params,
                         generator_stats=stats, generator_opt_state=opt_state)
   return state, metrics

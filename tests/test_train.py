@@ -100,6 +100,7 @@ def test_generator_loss_follows_variant(tmp_path, variant, cycles):
     gan, recon = record[f"train_gan_{target}"], record[f"train_recon_{source}"]
     expected += (1 - w) * gan + w * recon if cycle else gan
   assert record["train_g_loss"] == pytest.approx(expected, rel=1e-5)
+  assert ("train_recon_weight" in record) == any(cycles)
 
 
 def test_untied_generators_train_four_networks(tmp_path):
