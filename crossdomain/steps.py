@@ -206,7 +206,7 @@ def generator_step(state: TrainState, batch_a: jax.Array, batch_b: jax.Array, *,
   params = optax.apply_updates(state.generator_params, updates)
 
   metrics.update(g_loss=total, g_grad_norm=optax.tree.norm(grads))
-  # Without a trained cycle the weight is unused, so it is not logged; the
+  # Without a trained cycle the weight is unused, so it is not logged. The
   # reconstruction errors still are, as a measure.
   if any(losses.reconstructs(config.loss.variant, domain) for domain in ("a", "b")):
     metrics["recon_weight"] = weight
