@@ -8,10 +8,14 @@ returns, so the next start resumes there.
 import os
 import signal
 import threading
+import time
 
 from absl import logging
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+# A signal this soon after the first counts as a copy of it, not as a second request.
+REPEAT_SECONDS = 1.0
 
 
 class StopRequest:
@@ -19,18 +23,25 @@ class StopRequest:
 
   A second signal while the first is being honoured ends the process with
   the signal's default action, so pressing Ctrl-C twice still kills a run
-  that hangs. Handlers can only be installed from the main thread;
+  that hangs. Signals within REPEAT_SECONDS of the first count as copies of
+  it. Handlers can only be installed from the main thread;
   elsewhere, the context manager installs nothing.
   """
 
   def __init__(self):
     self.requested = False
     self.signal_name = None
+    self._first_time = 0.0
     self._previous = {}
 
   def _handle(self, signum, frame):
     del frame
     name = signal.Signals(signum).name
+    if self.requested and time.monotonic() - self._first_time < REPEAT_SECONDS:
+      # One Ctrl-C can arrive twice: from the terminal to the process group,
+      # and forwarded by a launcher such as `uv run`.
+      logging.info("%s again within %.0f s: taken as the same request", name, REPEAT_SECONDS)
+      return
     if self.requested:
       # The default action of SIGTERM and SIGINT ends the process at once,
       # even while a step or a save hangs.
@@ -40,6 +51,7 @@ class StopRequest:
       return
     logging.warning("%s received: finishing this step, then saving a checkpoint", name)
     self.requested, self.signal_name = True, name
+    self._first_time = time.monotonic()
 
   def __enter__(self) -> "StopRequest":
     if threading.current_thread() is threading.main_thread():

@@ -139,3 +139,23 @@ def test_dispatch_window_waits_for_older_steps():
     window.add(outputs[-1])
   assert all(output.is_ready() for output in outputs[:3])
   jax.block_until_ready(outputs)
+
+
+def test_repeated_signal_counts_once_then_kills(monkeypatch):
+  from crossdomain import preemption
+
+  kills, now = [], [100.0]
+  monkeypatch.setattr(preemption.os, "kill", lambda pid, signum: kills.append(signum))
+  monkeypatch.setattr(preemption.signal, "signal", lambda signum, handler: None)
+  monkeypatch.setattr(preemption.time, "monotonic", lambda: now[0])
+  stop = preemption.StopRequest()
+
+  stop._handle(signal.SIGINT, None)
+  now[0] += 0.2  # the copy that `uv run` forwards
+  stop._handle(signal.SIGINT, None)
+  assert stop.requested
+  assert kills == []
+
+  now[0] += preemption.REPEAT_SECONDS  # a second Ctrl-C, to end a run that hangs
+  stop._handle(signal.SIGINT, None)
+  assert kills == [signal.SIGINT]
