@@ -109,6 +109,39 @@ def describe_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str
   return changes
 
 
+def _check_fits(saved: dict[str, Any], meta: dict[str, Any], step: int, directory: str) -> None:
+  """Raise UserInputError when the checkpoint at `step` was made by a run of another structure."""
+  differences = describe_mismatch(saved, meta)
+  if differences:
+    raise UserInputError(
+        f"the checkpoint at step {step} in {directory} does not fit this config:\n  "
+        + "\n  ".join(differences)
+        + "\nUse another --workdir, or the config the checkpoint was made with. "
+          "The checkpoint was left unchanged.")
+
+
+def check_workdir(workdir: str, meta: dict[str, Any]) -> None:
+  """Raise UserInputError when the latest checkpoint in `workdir` does not fit `meta`.
+
+  The checkpoints are opened read-only, so a run can check them before
+  anything slow, such as an evaluator's training, and before it writes.
+  """
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if not os.path.isdir(directory):
+    return
+  manager = ocp.CheckpointManager(
+      directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
+      item_names=(*STATE_ITEMS, META_ITEM))
+  try:
+    latest = manager.latest_step()
+    if latest is not None:
+      saved = manager.restore(latest, args=ocp.args.Composite(
+          **{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
+      _check_fits(saved, meta, latest, directory)
+  finally:
+    manager.close()
+
+
 def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
@@ -157,29 +190,14 @@ class Checkpoints:
     return self._manager.restore(step, args=ocp.args.Composite(
         **{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
 
-  def check_fits(self, step: int) -> dict[str, Any]:
-    """Return the meta record of the checkpoint at `step`.
-
-    Raises:
-      UserInputError: the checkpoint was made by a run of another structure.
-    """
-    saved = self.read_meta(step)
-    differences = describe_mismatch(saved, self._meta)
-    if differences:
-      raise UserInputError(
-          f"the checkpoint at step {step} in {self.directory} does not fit this config:\n  "
-          + "\n  ".join(differences)
-          + "\nUse another --workdir, or the config the checkpoint was made with. "
-            "The checkpoint was left unchanged.")
-    return saved
-
   def restore(self, step: int, template: TrainState) -> TrainState:
     """Restore the state saved at `step` into the shapes and shardings of `template`.
 
     Raises:
       UserInputError: the checkpoint was made by a run of another structure.
     """
-    saved = self.check_fits(step)
+    saved = self.read_meta(step)
+    _check_fits(saved, self._meta, step, self.directory)
     changes = describe_changes(saved, self._meta)
     if changes:
       logging.warning("Resuming step %d with settings other than the checkpoint's:\n  %s",

@@ -115,10 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   networks = build_networks(config.model, domains.a.example_shape, domains.b.example_shape)
   meta = checkpointing.make_meta(config, domains.a.example_shape, domains.b.example_shape,
                                  domains.a.columns, domains.b.columns)
-  checkpoints = checkpointing.Checkpoints(workdir, config, meta)
-  latest = checkpoints.latest_step()
-  if latest is not None:
-    checkpoints.check_fits(latest)  # before an evaluator classifier is trained
+  checkpointing.check_workdir(workdir, meta)  # before an evaluator classifier is trained
   quality = quality_lib.make_quality(config, domains)
   if quality is None:
     logging.warning("No quality measure for data.name %r: training runs all %d steps "
@@ -132,6 +129,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   # State: fresh from the seed, or the latest checkpoint of this workdir.
   state = steps.init_state(networks, config, domains.a.example_shape, domains.b.example_shape)
   state = jax.device_put(state, replicated)
+  checkpoints = checkpointing.Checkpoints(workdir, config, meta)
+  latest = checkpoints.latest_step()
   saved_selection = None
   if latest is not None:
     logging.info("Resuming from the checkpoint at step %d in %s", latest, workdir)

@@ -155,6 +155,7 @@ def test_run_with_unmeasured_metric_stops_before_training(tmp_path, metric, mess
     train.train_and_evaluate(config, str(tmp_path))
   assert "coverage_quality" in str(error.value)
   assert not os.path.exists(tmp_path / "metrics.jsonl")
+  assert not os.path.exists(tmp_path / "checkpoints")
 
 
 def test_toy_run_keeps_best_checkpoint_and_stops_early(tmp_path):
