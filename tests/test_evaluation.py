@@ -208,3 +208,22 @@ def test_runs_of_every_seed_share_one_evaluator(tmp_path):
   config.eval.evaluator_seed = 1
   quality.make_quality(config, data_lib.load(config.data, 1))
   assert len(os.listdir(config.eval.evaluator_dir)) == 2
+
+
+@pytest.mark.parametrize("config_name, max_examples, remedy", [
+    ("image_folders", 3000, "raise data.test_fraction or add images"),
+    ("shoes_bags", 3000, "add images to the dataset's validation split"),
+    ("shoes_bags", 4, "raise eval.max_examples"),
+])
+def test_too_few_held_out_images_names_the_fix(config_name, max_examples, remedy):
+  import importlib
+
+  from crossdomain import data as data_lib
+
+  config = importlib.import_module(f"configs.{config_name}").get_config()
+  config.eval.max_examples = max_examples
+  images = np.zeros((6, 8, 8, 3), np.uint8)
+  domain = data_lib.Domain(images, np.zeros(6, np.int64), images, np.zeros(6, np.int64))
+  with pytest.raises(UserInputError, match=f"domain A has [46] held-out images for evaluation, "
+                                           f"which needs at least 8; {remedy}$"):
+    quality.make_quality(config, data_lib.DomainPair(domain, domain))

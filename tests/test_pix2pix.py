@@ -131,16 +131,16 @@ def test_photo_and_edge_halves(data_dir):
   assert edges[:, 7:9, 7:9].max() <= 6
 
 
-def test_offline_without_archive_names_manual_folder(tmp_path, monkeypatch):
+def test_given_manual_folder_without_archive_is_not_downloaded(tmp_path, monkeypatch):
   monkeypatch.setattr(tfds.download.DownloadManager, "download",
-                      fail_download(tfds.download.DownloadError("offline")))
+                      fail_download(AssertionError("downloaded although manual_dir was given")))
   manual = tmp_path / "archives"
   with pytest.raises(pix2pix.Pix2PixArchiveNotFoundError) as raised:
     pix2pix.prepare_builder("edges2handbags", manual_dir=manual, tfds_data_dir=tmp_path / "tfds")
   message = str(raised.value)
-  assert "edges2handbags.tar.gz" in message
-  assert str(manual) in message
-  assert pix2pix.DOWNLOAD_URL in message
+  assert f"edges2handbags.tar.gz is not in {manual}, the folder that data.manual_dir names" in (
+      message)
+  assert "leave data.manual_dir unset to download it" in message
 
 
 def test_offline_default_manual_folder_is_in_data_dir(tmp_path, monkeypatch):
@@ -159,8 +159,7 @@ def test_download_uses_published_address(tmp_path, monkeypatch):
     return archive
 
   monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
-  builder = pix2pix.prepare_builder("edges2shoes", manual_dir=tmp_path / "empty",
-                                    tfds_data_dir=tmp_path / "tfds")
+  builder = pix2pix.prepare_builder("edges2shoes", tfds_data_dir=tmp_path / "tfds")
   assert requested == [pix2pix.DOWNLOAD_URL + "edges2shoes.tar.gz"]
   assert requested[0] == "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2shoes.tar.gz"
   assert builder.info.splits["train"].num_examples == 2
@@ -237,3 +236,12 @@ def test_truncated_archive_raises(tmp_path):
   (manual / "edges2shoes.tar.gz").write_bytes(content[:len(content) // 2])
   with pytest.raises(UserInputError, match="is not a readable tar.gz file"):
     pix2pix.prepare_builder("edges2shoes", manual_dir=manual, tfds_data_dir=tmp_path / "tfds")
+
+
+def test_archive_of_text_is_reported_on_one_line(tmp_path):
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  (manual / "edges2shoes.tar.gz").write_text("not an archive\n")
+  with pytest.raises(UserInputError, match="is not a readable tar.gz file") as raised:
+    pix2pix.prepare_builder("edges2shoes", manual_dir=manual, tfds_data_dir=tmp_path / "tfds")
+  assert "\n" not in str(raised.value)

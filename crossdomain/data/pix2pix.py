@@ -127,8 +127,10 @@ class Pix2Pix(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         # stores the examples in the same order.
         yield path, {"image": file.read(), "filename": parts[-1]}
     except (tarfile.TarError, EOFError, OSError) as error:
+      # tarfile lists one reason per compression method on separate lines.
+      reason = " ".join(str(error).split())
       raise UserInputError(f"archive {archive} is not a readable tar.gz file "
-                           f"({type(error).__name__}: {error}); download it again") from error
+                           f"({type(error).__name__}: {reason}); download it again") from error
     if not count:
       raise UserInputError(f"archive {archive} contains no JPEG files in a {folder}/ folder; "
                            f"expected the pix2pix layout, such as "
@@ -160,8 +162,9 @@ def prepare_builder(dataset: str, *, manual_dir: str | os.PathLike | None = None
 
   Args:
     dataset: "edges2shoes" or "edges2handbags".
-    manual_dir: folder that contains the downloaded archive; None for
-      <tfds_data_dir>/downloads/manual.
+    manual_dir: folder that contains the downloaded archive, which is then
+      never downloaded; None for <tfds_data_dir>/downloads/manual, with a
+      download when the archive is not there.
     tfds_data_dir: TFDS data directory; None for the TFDS default
       (TFDS_DATA_DIR if set, otherwise ~/tensorflow_datasets).
 
@@ -171,8 +174,8 @@ def prepare_builder(dataset: str, *, manual_dir: str | os.PathLike | None = None
   Raises:
     UserInputError: dataset is not one of DATASETS, or the archive has no
       JPEGs in the expected folders.
-    Pix2PixArchiveNotFoundError: the archive is not in manual_dir and the
-      download failed.
+    Pix2PixArchiveNotFoundError: the archive is not in the given manual_dir,
+      or not in the default one and the download failed.
   """
   if dataset not in DATASETS:
     raise UserInputError(f"unknown pix2pix dataset {dataset!r}; expected one of {DATASETS}")
@@ -184,6 +187,11 @@ def prepare_builder(dataset: str, *, manual_dir: str | os.PathLike | None = None
   # prepare the dataset at once, so prepare it with one process first.
   if manual_dir is None:
     manual_dir = default_manual_dir(builder)
+  elif not os.path.isfile(os.path.join(manual_dir, archive_name(dataset))):
+    # A folder the user named is where the archive should be: no download.
+    raise Pix2PixArchiveNotFoundError(
+        f"{archive_name(dataset)} is not in {manual_dir}, the folder that data.manual_dir "
+        "names; put the archive there, or leave data.manual_dir unset to download it")
   manual_dir = os.fspath(manual_dir)
   download_config = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
   try:

@@ -204,10 +204,16 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
   for name, domain in (("A", domains.a), ("B", domains.b)):
     # Each real-against-real floor splits the held-out set in two halves,
     # and a Frechet distance needs at least two examples on each side.
-    if min(len(domain.test), config.eval.max_examples) < MIN_HELD_OUT:
-      raise UserInputError(
-          f"domain {name} has {len(domain.test)} held-out images, but evaluation needs at "
-          f"least {MIN_HELD_OUT}; raise data.test_fraction or add images")
+    count = min(len(domain.test), config.eval.max_examples)
+    if count < MIN_HELD_OUT:
+      if config.eval.max_examples < MIN_HELD_OUT:
+        remedy = "raise eval.max_examples"
+      elif "test_fraction" in config.data:
+        remedy = "raise data.test_fraction or add images"
+      else:  # pix2pix and Fashion-MNIST hold out their validation or test split
+        remedy = "add images to the dataset's validation split"
+      raise UserInputError(f"domain {name} has {count} held-out images for evaluation, which "
+                           f"needs at least {MIN_HELD_OUT}; {remedy}")
   if config.data.name == "fashion_mnist":
     from crossdomain.data import fashion_mnist
     evaluator = classifier.fashion_mnist_evaluator(
