@@ -45,14 +45,19 @@ class Progress:
 
   def __init__(self, start_step: int, num_steps: int):
     self.num_steps = num_steps
-    self.last_step, self.last_time = start_step, time.perf_counter()
+    self.restart(start_step)
+
+  def restart(self, step: int) -> None:
+    """Measure the next period from `step` and now, for example once compilation is done."""
+    self.last_step, self.last_time = step, time.perf_counter()
 
   def update(self, step: int) -> tuple[float, float]:
-    """Return (steps per second, seconds left); the first period includes compilation."""
+    """Return (steps per second, seconds left) since the last update or restart."""
     now = time.perf_counter()
-    rate = (step - self.last_step) / (now - self.last_time)
+    rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
     self.last_step, self.last_time = step, now
-    return rate, (self.num_steps - step) / rate
+    # No step since the last restart: the rate is unknown, and so is the time left.
+    return rate, (self.num_steps - step) / rate if rate > 0 else float("inf")
 
 
 def format_duration(seconds: float) -> str:

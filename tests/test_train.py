@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import gmm as gmm_config
-from crossdomain import steps, train
+from crossdomain import reporting, steps, train
 from crossdomain.models import build_networks
 
 
@@ -134,3 +134,15 @@ def test_each_step_updates_only_its_networks(tmp_path):
                           (after_g.generator_params, initial.generator_params)):
     pairs = zip(jax.tree.leaves(changed), jax.tree.leaves(before))
     assert all(not np.array_equal(x, y) for x, y in pairs)
+
+
+def test_progress_times_from_restart(monkeypatch):
+  now = [0.0]
+  monkeypatch.setattr(reporting.time, "perf_counter", lambda: now[0])
+  progress = reporting.Progress(0, 100)
+  now[0] = 30.0  # the first steps, with compilation
+  progress.restart(2)
+  now[0] = 31.0
+  assert progress.update(12) == (10.0, 8.8)
+  assert progress.update(12)[1] == float("inf")  # no step since the last update
+  assert reporting.format_duration(float("inf")) == "?"
