@@ -206,7 +206,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
         done = step + 1
         if (done == start_step + len(config.update_cycle)
             and not _due(done, config.log_every, config.num_steps)):
-          # Each kind of update has compiled by now; time the rest without it.
+          # Each kind of update has compiled by now, so timing restarts here.
           jax.block_until_ready(metrics)
           progress.restart(done)
         window.append(metrics)
