@@ -145,7 +145,7 @@ def read_images(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, lis
     float32 [N, size, size, channels] and each image's name relative to the
     folder (the file name for a single file).
   """
-  from crossdomain.data import image_folders, pipeline  # TensorFlow loads slowly
+  from crossdomain.data import image_folders, pipeline  # here, because TensorFlow loads slowly
 
   size, _, channels = shape
   if os.path.isfile(path):
@@ -224,7 +224,7 @@ def translate_path(translator: Translator, direction: str, input_path: str, outp
       raise UserInputError(f"--input {input_path} must be a CSV file for vector domains")
     vectors, header = read_vectors(input_path, source_shape[0])
     outputs = translator(vectors, direction)
-    # A translation has the other domain's columns; a reconstruction the input's.
+    # A translation has the other domain's columns, and a reconstruction the input's.
     headers = {"translated": translator.columns_b if direction == "a2b" else translator.columns_a,
                "reconstructed": header}
     stem = os.path.splitext(os.path.basename(input_path))[0]
