@@ -131,6 +131,25 @@ def test_train_logs_progress(toy_data, monkeypatch, caplog):
   assert all("steps/s" in line and "left" in line for line in lines)
 
 
+def _logit_margins(evaluator, images) -> np.ndarray:
+  """Return each image's largest logit minus its second largest."""
+  logits = np.sort(evaluator.logits(classifier.scale_images(images)), axis=1)
+  return logits[:, -1] - logits[:, -2]
+
+
+def test_train_label_smoothing_bounds_the_logits(evaluator, toy_data):
+  settings = dataclasses.replace(SETTINGS, label_smoothing=0.1)
+  variables, test_accuracy = classifier.train_classifier(
+      *toy_data, num_classes=NUM_CLASSES, **dataclasses.asdict(settings))
+  smoothed = classifier.Evaluator(classifier.Classifier(NUM_CLASSES), variables, SHAPE)
+
+  # The loss is smallest where the largest softmax output is 0.9 + 0.1 / 3
+  # and each other one 0.1 / 3, a logit margin of log(28), about 3.3.
+  assert test_accuracy >= 0.9
+  assert np.max(_logit_margins(smoothed, toy_data[2])) < 5.0
+  assert np.median(_logit_margins(evaluator, toy_data[2])) > 10.0
+
+
 def test_train_batch_larger_than_dataset(toy_data):
   train_images, train_labels, test_images, test_labels = toy_data
 
@@ -160,6 +179,13 @@ def test_train_rejects_invalid_input(change, message):
 
   with pytest.raises(ValueError, match=message):
     classifier.train_classifier(**arrays, num_classes=NUM_CLASSES, steps=1)
+
+
+@pytest.mark.parametrize("label_smoothing", [-0.1, 1.0])
+def test_train_rejects_label_smoothing_outside_range(toy_data, label_smoothing):
+  with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+    classifier.train_classifier(*toy_data, num_classes=NUM_CLASSES, steps=1,
+                                label_smoothing=label_smoothing)
 
 
 @pytest.mark.parametrize("size", [4, 12, 48])
@@ -289,7 +315,8 @@ def test_cache_info_json(tmp_path, trained):
   assert info["num_classes"] == NUM_CLASSES
   assert info["class_names"] == list(CLASS_NAMES)
   assert info["test_accuracy"] == trained[1]
-  assert info["training"] == dict(steps=60, seed=0, batch_size=32, learning_rate=2e-3)
+  assert info["training"] == dict(steps=60, seed=0, batch_size=32, learning_rate=2e-3,
+                                  label_smoothing=0.0)
   assert info["model"] == dict(base_features=32, max_features=256, feature_dim=128)
   assert info["training_seconds"] >= 0
   date = datetime.datetime.fromisoformat(info["date"])
@@ -312,6 +339,22 @@ def test_cache_mismatch_raises(tmp_path, trained, overrides, message):
     load_toy(tmp_path, train_fn, **overrides)
 
   assert str(tmp_path / "toy_3class_16x16x1") in str(error.value)
+  assert train_fn.calls == []
+
+
+def test_cache_without_label_smoothing_loads_as_unsmoothed(tmp_path, trained):
+  # Caches written before label smoothing existed do not record it.
+  load_toy(tmp_path, CountingTrainFn(*trained))
+  info_path = tmp_path / "toy_3class_16x16x1" / classifier.INFO_FILENAME
+  info = json.loads(info_path.read_text())
+  del info["training"]["label_smoothing"]
+  info_path.write_text(json.dumps(info))
+  train_fn = CountingTrainFn(*trained)
+
+  load_toy(tmp_path, train_fn)
+  with pytest.raises(classifier.CacheMismatchError, match="'label_smoothing': 0.0"):
+    load_toy(tmp_path, train_fn, settings=dataclasses.replace(SETTINGS, label_smoothing=0.1))
+
   assert train_fn.calls == []
 
 
@@ -397,6 +440,7 @@ def test_domain_pair_evaluator(tmp_path):
   assert evaluator.class_names == ("rows", "square")
   assert info["num_classes"] == 2
   assert info["training"]["steps"] == 30
+  assert info["training"]["label_smoothing"] == classifier.DOMAIN_PAIR_LABEL_SMOOTHING
 
 
 def test_domain_pair_evaluator_rejects_shape_mismatch(tmp_path):

