@@ -188,17 +188,6 @@ def test_train_rejects_label_smoothing_outside_range(toy_data, label_smoothing):
                                 label_smoothing=label_smoothing)
 
 
-@pytest.mark.parametrize("size", [4, 12, 48])
-def test_num_stages_rejects_size(size):
-  with pytest.raises(ValueError, match=f"got {size}"):
-    classifier.num_stages(size)
-
-
-@pytest.mark.parametrize("size,stages", [(8, 1), (16, 2), (32, 3), (64, 4)])
-def test_num_stages_down_to_4x4(size, stages):
-  assert classifier.num_stages(size) == stages
-
-
 # Evaluator.
 
 

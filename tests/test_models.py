@@ -8,7 +8,9 @@ import pytest
 
 from crossdomain import config as config_lib
 from crossdomain.models import build_networks
-from crossdomain.models.image import ImageDiscriminator, ImageGenerator, num_stages
+from crossdomain.errors import UserInputError
+from crossdomain.image_size import num_stages
+from crossdomain.models.image import ImageDiscriminator, ImageGenerator
 from crossdomain.models.upsample import Upsample, upsample_dilated, upsample_subpixel
 from crossdomain.models.vector import VectorDiscriminator, VectorGenerator
 
@@ -65,13 +67,21 @@ def test_image_discriminator_logits_and_features(size, channels, features):
   assert _count(variables["params"]) == _expected_discriminator_params(size, channels)
 
 
-def test_num_stages_rejects_bad_sizes():
-  assert num_stages(32) == 3
-  assert num_stages(64) == 4
-  assert num_stages(128) == 5
-  for size in (0, 4, 48):
-    with pytest.raises(ValueError, match=f"got {size}"):
-      num_stages(size)
+@pytest.mark.parametrize("size,stages", [(8, 1), (16, 2), (32, 3), (64, 4), (128, 5),
+                                         (np.int64(64), 4)])
+def test_num_stages_down_to_4x4(size, stages):
+  assert num_stages(size) == stages
+
+
+@pytest.mark.parametrize("size", [0, 4, 12, 48, -64, 64.0, True, "64"])
+def test_num_stages_rejects_bad_sizes(size):
+  with pytest.raises(UserInputError, match=f"image size must be a power of two .* got {size!r}"):
+    num_stages(size)
+
+
+def test_num_stages_names_the_field():
+  with pytest.raises(UserInputError, match="config.data.image_size must be a power of two"):
+    num_stages(48, "config.data.image_size")
 
 
 def _transposed_conv_by_definition(x, kernel):

@@ -11,6 +11,7 @@ import dataclasses
 import ml_collections
 import numpy as np
 
+from crossdomain.image_size import num_stages
 from crossdomain.data import gmm, pipeline
 from crossdomain.errors import UserInputError
 
@@ -114,10 +115,7 @@ def _check_max_test_examples(config: ml_collections.ConfigDict) -> None:
 
 def _check_image_size(config: ml_collections.ConfigDict) -> None:
   """Check the image side before any file is read: each network stage halves it, down to 4."""
-  size = config.image_size
-  if not (isinstance(size, int) and size >= 8 and size & (size - 1) == 0):
-    raise UserInputError(f"config.data.image_size must be a power of two of at least 8, "
-                         f"such as 32 or 64, got {size!r}")
+  num_stages(config.image_size, "config.data.image_size")
 
 
 def _hold_out(count: int, config: ml_collections.ConfigDict, seed: int,

@@ -20,7 +20,6 @@ import dataclasses
 import datetime
 import functools
 import json
-import math
 import os
 import re
 import shutil
@@ -38,13 +37,11 @@ from absl import logging
 from flax import linen as nn
 
 from crossdomain import reporting
+from crossdomain.image_size import num_stages
 from crossdomain.data import fashion_mnist
 
 Variables = Mapping[str, Any]  # Flax variables, here only {"params": ...}
 TrainFn = Callable[["TrainSettings"], tuple[Variables, float]]
-
-MIN_IMAGE_SIZE = 8  # the smallest size the DiscoGAN networks accept
-FINAL_MAP_SIZE = 4  # stride-2 stages run until the feature map is 4x4
 
 # Settings of the ready-made evaluators. Measured on a shared 2-core CPU, 2000
 # steps trained the Fashion-MNIST classifier in 81 s and 92 s to test
@@ -78,19 +75,6 @@ class CacheMismatchError(ValueError):
 
 class IncompleteCacheError(RuntimeError):
   """Raised when a cache folder exists but lacks its info.json or variables."""
-
-
-def num_stages(image_size: int) -> int:
-  """Return how many stride-2 stages take an image_size square down to 4x4.
-
-  Raises:
-    ValueError: image_size is not a power of two of at least 8.
-  """
-  stages = round(math.log2(image_size / FINAL_MAP_SIZE)) if image_size > 0 else 0
-  if image_size < MIN_IMAGE_SIZE or FINAL_MAP_SIZE * 2**stages != image_size:
-    raise ValueError(
-        f"image size must be a power of two of at least {MIN_IMAGE_SIZE}, got {image_size}")
-  return stages
 
 
 class Classifier(nn.Module):

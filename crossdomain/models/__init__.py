@@ -13,7 +13,8 @@ import ml_collections
 from flax import linen as nn
 
 from crossdomain.errors import UserInputError
-from crossdomain.models.image import ImageDiscriminator, ImageGenerator, num_stages
+from crossdomain.image_size import num_stages
+from crossdomain.models.image import ImageDiscriminator, ImageGenerator
 from crossdomain.models.vector import VectorDiscriminator, VectorGenerator
 
 

@@ -6,14 +6,13 @@ stage fewer. Batch norm follows every stage but the first, so those
 convolutions have no bias.
 """
 
-import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from crossdomain.errors import UserInputError
+from crossdomain.image_size import num_stages
 from crossdomain.models.upsample import (Downsample, DownsampleFormulation, Formulation,
                                          Upsample, kernel_initializer)
 
@@ -24,14 +23,6 @@ LEAKY_SLOPE = 0.2
 # averages keep 90% of the old value per update.
 BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
-
-
-def num_stages(image_size: int) -> int:
-  """Return how many stride-2 stages take an image_size square down to 4x4."""
-  stages = round(math.log2(image_size)) - 2 if image_size > 0 else 0
-  if image_size < 8 or 2 ** (stages + 2) != image_size:
-    raise UserInputError(f"image size must be a power of two of at least 8, got {image_size}")
-  return stages
 
 
 def stage_features(image_size: int) -> list[int]:
