@@ -82,9 +82,22 @@ def translate_all(translate, state: steps.TrainState, inputs_a: np.ndarray,
 
 
 def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
-                       history: list[dict]) -> None:
-  """Continue the best-step record of a resumed run from its checkpoint and metric log."""
-  if saved:
+                       history: list[dict], measure: dict) -> None:
+  """Continue the best-step record of a resumed run from its checkpoint and metric log.
+
+  A record made under other measure settings (see quality.measure_settings)
+  is dropped with a warning, because its values cannot be compared with new
+  ones. Checkpoints of older versions record no settings and are trusted.
+  """
+  saved_measure = (saved or {}).get("measure")
+  if saved_measure is not None and saved_measure != measure:
+    changes = [f"{name}: {saved_measure.get(name)!r} -> {value!r}"
+               for name, value in measure.items() if saved_measure.get(name) != value]
+    logging.warning(
+        "The best step so far (%s) was chosen by another measure of quality (%s). The "
+        "best-step record starts again with the next evaluation, and a new best "
+        "checkpoint replaces the old one.", saved.get("best_step"), "; ".join(changes))
+  elif saved:
     selection.best_step = saved["best_step"]
     selection.best_metrics = saved["best_metrics"]
     selection.evaluations_since_best = saved["evaluations_since_best"]
@@ -154,7 +167,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   sample_inputs = reporting.sample_inputs(domains, config.data.num_sample_examples)
 
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
-  _restore_selection(selection, saved_selection, writer.history if is_writer else [])
+  measure = quality_lib.measure_settings(config)
+  _restore_selection(selection, saved_selection, writer.history if is_writer else [], measure)
   if selection.should_stop:
     logging.info("This run stopped early at step %d; raise eval.patience to train on.",
                  start_step)
@@ -247,7 +261,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
           divergence.check_state(state)
           checkpoints.save(state, metrics=evaluated, extra={"selection": {
               "best_step": selection.best_step, "best_metrics": selection.best_metrics,
-              "evaluations_since_best": selection.evaluations_since_best}})
+              "evaluations_since_best": selection.evaluations_since_best,
+              "measure": measure}})
 
         if stopped_early:
           logging.info("Stopping early at step %d: %s has not improved for %d evaluations; "

@@ -183,6 +183,36 @@ def test_toy_run_keeps_best_checkpoint_and_stops_early(tmp_path):
   assert int(again.step) == 6
 
 
+def test_resume_under_other_measure_restarts_best_record(tmp_path, caplog):
+  config = runs.tiny_config(num_steps=100, checkpoint_every=100, keep_checkpoints=1,
+                            **{"eval.every": 2, "eval.patience": 2, "eval.min_delta": 10.0})
+  train.train_and_evaluate(config, str(tmp_path))  # stops early at step 6, best step 2
+
+  config.eval.min_share = 0.05
+  with caplog.at_level("WARNING"):
+    state = train.train_and_evaluate(config, str(tmp_path))
+
+  assert "eval.min_share: 0.02 -> 0.05" in caplog.text
+  # The first evaluation after the resume is the new best, and the run
+  # stops after `patience` more.
+  assert int(state.step) == 12
+  with open(tmp_path / "ideal_state.json") as handle:
+    assert json.load(handle)["step"] == 8
+  assert runs.saved_steps(str(tmp_path)) == [8, 12]
+
+
+def test_measure_settings_follow_what_changes_values():
+  config = runs.tiny_config()
+  settings = quality.measure_settings(config)
+
+  config.eval.every, config.eval.patience, config.data.batch_size = 7, 3, 16
+  assert quality.measure_settings(config) == settings
+  config.data.num_test = 50
+  assert quality.measure_settings(config)["data"] != settings["data"]
+  config.eval.metric = "cycle_mse_a"
+  assert quality.measure_settings(config)["eval.metric"] == "cycle_mse_a"
+
+
 def test_runs_of_every_seed_share_one_evaluator(tmp_path):
   from configs import image_folders as image_folders_config
   from crossdomain import data as data_lib

@@ -183,6 +183,26 @@ def _data_key(config: ml_collections.ConfigDict) -> str:
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
+# Increased whenever a change to this package changes the metrics of one
+# model, so that a resumed run does not compare its evaluations with older ones.
+MEASURE_VERSION = 2  # 2: A-against-B evaluators trained with label smoothing
+
+# Fields of config.eval that change the values of an evaluation: which data,
+# which evaluator and which metric ranks the steps.
+_MEASURE_FIELDS = ("metric", "max_examples", "evaluator_steps", "evaluator_examples",
+                   "evaluator_seed", "min_share")
+
+
+def measure_settings(config: ml_collections.ConfigDict) -> dict:
+  """Return the settings that decide evaluation values and the ranking of steps.
+
+  Evaluations made under other settings cannot be compared with each other:
+  a run resumed with other settings starts its best-step record anew.
+  """
+  return {"version": MEASURE_VERSION, "data": _data_key(config.data), "seed": config.seed,
+          **{f"eval.{field}": config.eval[field] for field in _MEASURE_FIELDS}}
+
+
 def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair):
   """Return the measure of translation quality that fits the run's data, or None.
 
