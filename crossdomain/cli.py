@@ -2,6 +2,7 @@
 
 import logging
 
+import ml_collections
 from absl import logging as absl_logging
 
 # translate and evaluate open checkpoints read-only on purpose, and orbax
@@ -24,3 +25,15 @@ class _DropLibraryNoise(logging.Filter):
 def quiet_library_logs() -> None:
   """Keep library chatter out of the program's log; call after absl has parsed flags."""
   absl_logging.get_absl_handler().addFilter(_DropLibraryNoise())
+
+
+def format_config(config: ml_collections.ConfigDict) -> str:
+  """Return one line per config field: its --config.FIELD override name and its Python value."""
+  def lines(tree: dict, prefix: str):
+    for name, value in sorted(tree.items()):
+      if isinstance(value, dict):
+        yield from lines(value, f"{prefix}{name}.")
+      else:
+        yield f"  {prefix}{name} = {value!r}"
+
+  return "\n".join(lines(config.to_dict(), ""))

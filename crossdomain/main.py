@@ -110,7 +110,7 @@ def main(argv):
   try:
     # Validate first, so that a config error is not buried under the config dump.
     config_lib.validate(FLAGS.config)
-    logging.info("Config:\n%s", FLAGS.config)
+    logging.info("Config:\n%s", cli.format_config(FLAGS.config))
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (UserInputError, FileNotFoundError, TrainingDivergedError) as error:
     sys.exit(f"error: {error}")

@@ -1,7 +1,8 @@
-"""The log filter of the command-line programs."""
+"""The log filter and config listing of the command-line programs."""
 
 import logging
 
+import ml_collections
 import pytest
 
 from crossdomain import cli
@@ -25,3 +26,16 @@ def _record(pathname, level, message, *args):
 def test_filter_keeps_only_useful_records(pathname, level, message, args, kept):
   record = _record(pathname, level, message, *args)
   assert cli._DropLibraryNoise().filter(record) is kept
+
+
+def test_format_config_lists_override_names():
+  config = ml_collections.ConfigDict({"seed": 0, "model": {"hidden": (256, 256), "tied": True},
+                                      "data": {"name": "gmm", "manual_dir": None}})
+
+  assert cli.format_config(config).splitlines() == [
+      "  data.manual_dir = None",
+      "  data.name = 'gmm'",
+      "  model.hidden = (256, 256)",
+      "  model.tied = True",
+      "  seed = 0",
+  ]
