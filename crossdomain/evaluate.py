@@ -1,6 +1,7 @@
 """Measure translation quality of a saved checkpoint, or of arrays from any program.
 
     python -m crossdomain.evaluate --workdir=DIR [--step=N|latest|best] [--json]
+        [--set=data.folder_a=/new/place/of/a ...]
     python -m crossdomain.evaluate --npz=FILE --config=configs/fashion_shoes_bags.py [--json]
 
 An NPZ file contains arrays `a`, `ab`, `aba`, `b`, `ba` and `bab`: held-out
@@ -27,6 +28,12 @@ from crossdomain.evaluation import metrics, quality as quality_lib
 
 ARRAY_NAMES = ("a", "ab", "aba", "b", "ba", "bab")
 
+# Settings of a run's config that --set may change: where its data and
+# evaluators are, not what they are.
+LOCATION_FIELDS = ("data.folder_a", "data.folder_b", "data.csv_a", "data.csv_b",
+                   "data.manual_dir", "data.tfds_data_dir", "data.fashion_mnist_dir",
+                   "eval.evaluator_dir")
+
 FLAGS = flags.FLAGS
 
 
@@ -35,6 +42,10 @@ def _define_flags() -> None:
   flags.DEFINE_string("workdir", None, "Workdir of a training run to evaluate.")
   flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
   flags.DEFINE_string("npz", None, "NPZ file of translations made by any program.")
+  flags.DEFINE_multi_string(
+      "set", [], "With --workdir: FIELD=PATH, a new place for data or evaluators that have "
+      "moved since training, such as data.folder_a=/data/shoes. Repeat it for more fields. "
+      f"FIELD is one of {', '.join(LOCATION_FIELDS)}.")
   flags.DEFINE_bool("json", False, "Print only a JSON object: the workdir or NPZ file, the "
                     "checkpoint step (null for --npz) and the metrics.")
   config_flags.DEFINE_config_file(
@@ -140,13 +151,44 @@ def evaluate_npz(path: str, config) -> quality_lib.Report:
   return source_labels(measure, arrays, domains)(arrays)
 
 
-def evaluate_checkpoint(workdir: str, step: str) -> tuple[int, quality_lib.Report]:
-  """Translate the held-out data with a checkpoint's generators and measure the result."""
+def set_locations(config, assignments: list[str]) -> None:
+  """Apply FIELD=PATH assignments of LOCATION_FIELDS to a run's config.
+
+  Raises:
+    UserInputError: an assignment lacks '=', names another field, or names
+      a field that the run's data source does not have.
+  """
+  for assignment in assignments:
+    field, equals, path = assignment.partition("=")
+    if not equals or not path:
+      raise UserInputError(f"--set {assignment!r} must have the form FIELD=PATH, such as "
+                           "data.folder_a=/data/shoes")
+    if field not in LOCATION_FIELDS:
+      raise UserInputError(f"--set cannot change {field!r}: only the places of the data and "
+                           f"evaluators can change, {', '.join(LOCATION_FIELDS)}")
+    section, name = field.split(".")
+    if name not in config[section]:
+      raise UserInputError(f"--set {field}: this run's data ({config.data.name!r}) has no such "
+                           f"field; its fields are {', '.join(sorted(config[section]))}")
+    config[section][name] = path
+
+
+def evaluate_checkpoint(workdir: str, step: str,
+                        assignments: list[str] = ()) -> tuple[int, quality_lib.Report]:
+  """Translate the held-out data with a checkpoint's generators and measure the result.
+
+  `assignments` are --set FIELD=PATH values for data or evaluators that have moved.
+  """
   from crossdomain import translate
 
   translator = translate.load_translator(workdir, step)
   config = translator.config
-  domains = data_lib.load(config.data, config.seed)
+  set_locations(config, list(assignments))
+  try:
+    domains = data_lib.load(config.data, config.seed)
+  except FileNotFoundError as error:
+    raise UserInputError(f"{error}. If the run's data has moved, give its new place with "
+                         "--set, such as --set=data.folder_a=/new/place") from error
   measure = quality_lib.make_quality(config, domains)
   if measure is None:
     raise UserInputError(f"data.name {config.data.name!r} has no quality measure")
@@ -165,6 +207,9 @@ def main(argv):
   cli.quiet_library_logs()
   if bool(FLAGS.workdir) == bool(FLAGS.npz):
     raise app.UsageError("give exactly one of --workdir and --npz")
+  if FLAGS.set and FLAGS.npz:
+    raise app.UsageError("--set changes the config of a --workdir run; with --npz, pass "
+                         "--config.FIELD=VALUE instead")
   path = None
   try:
     if FLAGS.npz:
@@ -173,13 +218,13 @@ def main(argv):
       report = evaluate_npz(FLAGS.npz, FLAGS.config)
       source, step = FLAGS.npz, None
     else:
-      step, report = evaluate_checkpoint(FLAGS.workdir, FLAGS.step)
+      step, report = evaluate_checkpoint(FLAGS.workdir, FLAGS.step, FLAGS.set)
       source = FLAGS.workdir
       path = os.path.join(FLAGS.workdir, f"evaluation_{step:07d}.json")
       with open(path, "w") as handle:
         json.dump({"step": step, "metrics": report.metrics, "details": report.details},
                   handle, indent=2)
-  except UserInputError as error:
+  except (UserInputError, FileNotFoundError) as error:
     raise SystemExit(f"error: {error}") from None
 
   if FLAGS.json:

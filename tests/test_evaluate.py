@@ -156,3 +156,47 @@ def test_checkpoint_report_written(tmp_path):
   text = _evaluate(f"--workdir={tmp_path}", "--step=latest")
   assert text.returncode == 0, text.stderr[-2000:]
   assert f"Wrote the metrics and details to {tmp_path / 'evaluation_0000004.json'}" in text.stdout
+
+
+def test_checkpoint_of_moved_folders_evaluates_with_set(tmp_path):
+  from configs import image_folders as image_folders_config
+  from tests.test_image_folders import folders_config, write_color_folder
+
+  config = image_folders_config.get_config()
+  config.data = folders_config(write_color_folder(tmp_path / "a", 32),
+                               write_color_folder(tmp_path / "b", 32), image_size=8)
+  config.data.batch_size = 8
+  config.update({"num_steps": 2, "log_every": 1, "sample_every": 100, "checkpoint_every": 2})
+  config.eval.update({"every": 100, "evaluator_steps": 2, "max_examples": 8,
+                      "evaluator_dir": str(tmp_path / "evaluators")})
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(config, str(workdir))
+  os.rename(tmp_path / "a", tmp_path / "moved_a")
+
+  with pytest.raises(UserInputError, match="check data.folder_a.*--set=data.folder_a="):
+    evaluate.evaluate_checkpoint(str(workdir), "latest")
+  step, report = evaluate.evaluate_checkpoint(
+      str(workdir), "latest", [f"data.folder_a={tmp_path / 'moved_a'}"])
+
+  assert step == 2
+  assert "frechet_distance_mean" in report.metrics
+
+
+@pytest.mark.parametrize("assignment,message", [
+    ("data.folder_a", "must have the form FIELD=PATH"),
+    ("data.num_test=5", "cannot change 'data.num_test'"),
+    ("data.folder_a=/x", "has no such field"),
+])
+def test_set_rejects_other_fields(assignment, message):
+  config = gmm_config.get_config()
+
+  with pytest.raises(UserInputError, match=message):
+    evaluate.set_locations(config, [assignment])
+
+
+def test_set_changes_a_location():
+  config = gmm_config.get_config()
+
+  evaluate.set_locations(config, ["eval.evaluator_dir=/cache/evaluators"])
+
+  assert config.eval.evaluator_dir == "/cache/evaluators"
