@@ -12,9 +12,17 @@ _EXPECTED_ORBAX_WARNINGS = ("Given directory is read only",
 
 
 class _DropLibraryNoise(logging.Filter):
-  """Drop orbax's INFO records, which narrate every save and restore, and its read-only warnings."""
+  """Drop orbax's INFO records and read-only warnings, and JAX's note on absent backends.
+
+  Orbax narrates every save and restore. JAX notes at INFO level each
+  optional backend it could not start, such as the TPU on a machine
+  without one.
+  """
 
   def filter(self, record: logging.LogRecord) -> bool:
+    if record.pathname.endswith("/jax/_src/xla_bridge.py"):
+      return not (record.levelno <= logging.INFO
+                  and record.getMessage().startswith("Unable to initialize backend"))
     if "/orbax/" not in record.pathname:
       return True
     if record.levelno <= logging.INFO:

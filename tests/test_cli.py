@@ -8,6 +8,7 @@ import pytest
 from crossdomain import cli
 
 _ORBAX_FILE = "/site-packages/orbax/checkpoint/checkpoint_manager.py"
+_XLA_BRIDGE_FILE = "/site-packages/jax/_src/xla_bridge.py"
 
 
 def _record(pathname, level, message, *args):
@@ -22,6 +23,10 @@ def _record(pathname, level, message, *args):
     (_ORBAX_FILE, logging.WARNING, "Checkpoint %d is incomplete", (3,), True),
     (_ORBAX_FILE, logging.ERROR, "Restore failed", (), True),
     ("/work/crossdomain/train.py", logging.INFO, "step %d/%d", (1, 2), True),
+    (_XLA_BRIDGE_FILE, logging.INFO, "Unable to initialize backend '%s': %s",
+     ("tpu", "INTERNAL: Failed to open libtpu.so"), False),
+    (_XLA_BRIDGE_FILE, logging.WARNING, "An NVIDIA GPU may be present on this machine", (),
+     True),
 ])
 def test_filter_keeps_only_useful_records(pathname, level, message, args, kept):
   record = _record(pathname, level, message, *args)
