@@ -11,6 +11,7 @@ records the config and example shapes it was made with.
 """
 
 import json
+import logging as logging_lib
 import os
 from typing import Any
 
@@ -120,6 +121,31 @@ def _check_fits(saved: dict[str, Any], meta: dict[str, Any], step: int, director
           "The checkpoint was left unchanged.")
 
 
+# Orbax warns twice whenever a CheckpointManager is opened read-only, which
+# the programs here do on purpose.
+_READ_ONLY_WARNINGS = ("Given directory is read only",
+                       "CheckpointManagerOptions.read_only=True")
+
+
+class _DropReadOnlyWarnings(logging_lib.Filter):
+
+  def filter(self, record: logging_lib.LogRecord) -> bool:
+    return not record.getMessage().startswith(_READ_ONLY_WARNINGS)
+
+
+def open_read_only(directory: str) -> ocp.CheckpointManager:
+  """Open the checkpoints in `directory` for reading, without orbax's warnings about it."""
+  quiet = _DropReadOnlyWarnings()
+  absl_logger = logging_lib.getLogger("absl")  # orbax logs through absl
+  absl_logger.addFilter(quiet)
+  try:
+    return ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
+        item_names=(*STATE_ITEMS, META_ITEM))
+  finally:
+    absl_logger.removeFilter(quiet)
+
+
 def check_workdir(workdir: str, meta: dict[str, Any]) -> None:
   """Raise UserInputError when the latest checkpoint in `workdir` does not fit `meta`.
 
@@ -129,9 +155,7 @@ def check_workdir(workdir: str, meta: dict[str, Any]) -> None:
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   if not os.path.isdir(directory):
     return
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-      item_names=(*STATE_ITEMS, META_ITEM))
+  manager = open_read_only(directory)
   try:
     latest = manager.latest_step()
     if latest is not None:

@@ -5,14 +5,9 @@ import logging
 import ml_collections
 from absl import logging as absl_logging
 
-# translate and evaluate open checkpoints read-only on purpose, and orbax
-# 0.12 warns about that twice on every open.
-_EXPECTED_ORBAX_WARNINGS = ("Given directory is read only",
-                            "CheckpointManagerOptions.read_only=True")
-
 
 class _DropLibraryNoise(logging.Filter):
-  """Drop orbax's INFO records and read-only warnings, and JAX's note on absent backends.
+  """Drop orbax's INFO records and JAX's note on absent backends.
 
   Orbax narrates every save and restore. JAX notes at INFO level each
   optional backend it could not start, such as the TPU on a machine
@@ -23,11 +18,7 @@ class _DropLibraryNoise(logging.Filter):
     if record.pathname.endswith("/jax/_src/xla_bridge.py"):
       return not (record.levelno <= logging.INFO
                   and record.getMessage().startswith("Unable to initialize backend"))
-    if "/orbax/" not in record.pathname:
-      return True
-    if record.levelno <= logging.INFO:
-      return False
-    return not record.getMessage().startswith(_EXPECTED_ORBAX_WARNINGS)
+    return "/orbax/" not in record.pathname or record.levelno > logging.INFO
 
 
 def quiet_library_logs() -> None:

@@ -31,6 +31,7 @@ from crossdomain.errors import UserInputError
 from crossdomain.models import Networks, build_networks
 
 BATCH_SIZE = 64  # examples per jitted call; the last batch is padded to it
+DIRECTIONS = ("a2b", "b2a")
 FLAGS = flags.FLAGS
 
 
@@ -67,7 +68,22 @@ class Translator:
     return jax.jit(run, static_argnums=0)
 
   def __call__(self, x: np.ndarray, direction: str) -> dict[str, np.ndarray]:
-    """Translate [N, ...] inputs in model range; return 'translated' and 'reconstructed'."""
+    """Translate a batch in one direction and reconstruct it.
+
+    Args:
+      x: float [N, *shape_a] inputs for "a2b", or [N, *shape_b] for "b2a",
+        in model range: images in [-1, 1], vectors as in the training data.
+      direction: "a2b" (G_AB, then G_BA to reconstruct) or "b2a".
+
+    Returns:
+      "translated" (G_AB(x) for a2b) and "reconstructed" (G_BA(G_AB(x))),
+      float32 arrays of N rows.
+
+    Raises:
+      UserInputError: an unknown direction, inputs of another shape, no
+        rows, or inputs that are not floats.
+    """
+    x = self._check_inputs(x, direction)
     outputs = {"translated": [], "reconstructed": []}
     for start in range(0, len(x), BATCH_SIZE):
       chunk = x[start:start + BATCH_SIZE]
@@ -76,6 +92,22 @@ class Translator:
       outputs["translated"].append(np.asarray(translated)[:len(chunk)])
       outputs["reconstructed"].append(np.asarray(reconstructed)[:len(chunk)])
     return {name: np.concatenate(parts) for name, parts in outputs.items()}
+
+
+  def _check_inputs(self, x, direction: str) -> np.ndarray:
+    if direction not in DIRECTIONS:
+      raise UserInputError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    x = np.asarray(x)
+    shape = self.shape_a if direction == "a2b" else self.shape_b
+    if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
+      raise UserInputError(f"{direction} translates inputs of shape [N, "
+                           f"{', '.join(map(str, shape))}], got {x.shape}")
+    if len(x) == 0:
+      raise UserInputError("the inputs have no rows; give at least one example")
+    if not np.issubdtype(x.dtype, np.floating):
+      raise UserInputError(f"inputs must be floats in model range, got dtype {x.dtype}. "
+                           "Scale uint8 images to [-1, 1] with x / 127.5 - 1.")
+    return x
 
 
 def resolve_step(workdir: str, step: str, latest: int | None) -> int:
@@ -104,9 +136,7 @@ def resolve_step(workdir: str, step: str, latest: int | None) -> int:
 def load_translator(workdir: str, step: str = "latest") -> Translator:
   """Read the generators of one checkpoint of a run, without its optimizer state."""
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-  manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True, create=False),
-      item_names=(*checkpointing.STATE_ITEMS, checkpointing.META_ITEM))
+  manager = checkpointing.open_read_only(directory)
   chosen = resolve_step(workdir, step, manager.latest_step())
   if chosen not in manager.all_steps():
     raise UserInputError(f"no checkpoint at step {chosen} in {directory}; saved steps: "
@@ -210,7 +240,7 @@ def write_vectors(path: str, vectors: np.ndarray, header: Sequence[str] | None =
 def translate_path(translator: Translator, direction: str, input_path: str, output: str,
                    with_reconstruction: bool) -> list[str]:
   """Translate everything at `input_path` into `output`; return the files written."""
-  if direction not in ("a2b", "b2a"):
+  if direction not in DIRECTIONS:
     raise UserInputError(f"--direction must be a2b or b2a, got {direction!r}")
   source_shape = translator.shape_a if direction == "a2b" else translator.shape_b
   if not os.path.exists(input_path):
@@ -250,7 +280,7 @@ def _define_flags() -> None:
   """Define the command's flags; only when run as a program, so importing stays free of them."""
   flags.DEFINE_string("workdir", None, "Workdir of a training run.")
   flags.DEFINE_string("step", "latest", "Checkpoint step: a number, 'latest' or 'best'.")
-  flags.DEFINE_enum("direction", None, ["a2b", "b2a"], "Translation direction.")
+  flags.DEFINE_enum("direction", None, list(DIRECTIONS), "Translation direction.")
   flags.DEFINE_string("input", None, "Image file, folder of images, or CSV file.")
   flags.DEFINE_string("output", None, "Folder for the results.")
   flags.DEFINE_bool("with_reconstruction", False, "Also write each input translated back.")

@@ -17,9 +17,6 @@ def _record(pathname, level, message, *args):
 
 @pytest.mark.parametrize("pathname,level,message,args,kept", [
     (_ORBAX_FILE, logging.INFO, "Saving checkpoint at step %d", (3,), False),
-    (_ORBAX_FILE, logging.WARNING, "Given directory is read only=%s", ("/runs/x",), False),
-    (_ORBAX_FILE, logging.WARNING,
-     "CheckpointManagerOptions.read_only=True, setting save_interval_steps=0.", (), False),
     (_ORBAX_FILE, logging.WARNING, "Checkpoint %d is incomplete", (3,), True),
     (_ORBAX_FILE, logging.ERROR, "Restore failed", (), True),
     ("/work/crossdomain/train.py", logging.INFO, "step %d/%d", (1, 2), True),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import os
 import shutil
 
@@ -28,6 +29,15 @@ def toy_run(tmp_path_factory):
   config.model.hidden = (8, 8)
   state = train.train_and_evaluate(config, str(workdir))
   return str(workdir), state
+
+
+def test_load_translator_logs_no_warnings(toy_run, caplog):
+  workdir, _ = toy_run
+  with caplog.at_level(logging.WARNING):
+    translator = translate.load_translator(workdir, "latest")
+
+  assert translator.step == 4
+  assert caplog.text == ""
 
 
 def _write_csv(path, rows):
@@ -173,6 +183,20 @@ def image_translator():
   state = steps.init_state(networks, config, shape, shape)
   return translate.Translator(networks, state.generator_params, state.generator_stats,
                               shape, shape, 0, config)
+
+
+@pytest.mark.parametrize("inputs,direction,message", [
+    (np.zeros((2, 8, 8, 3), np.float32), "ab", r"direction must be one of \('a2b', 'b2a'\)"),
+    (np.zeros((2, 8, 8, 3), np.float32), "A->B", "direction must be one of"),
+    (np.zeros((2, 16, 16, 3), np.float32), "a2b", r"shape \[N, 8, 8, 3\], got \(2, 16, 16, 3\)"),
+    (np.zeros((2, 8, 8, 1), np.float32), "b2a", r"shape \[N, 8, 8, 3\]"),
+    (np.zeros((8, 8, 3), np.float32), "a2b", r"got \(8, 8, 3\)"),
+    (np.zeros((0, 8, 8, 3), np.float32), "a2b", "no rows"),
+    (np.zeros((2, 8, 8, 3), np.uint8), "a2b", "must be floats in model range, got dtype uint8"),
+])
+def test_translator_rejects_bad_inputs(image_translator, inputs, direction, message):
+  with pytest.raises(UserInputError, match=message):
+    image_translator(inputs, direction)
 
 
 def test_images_read_as_in_training(image_translator, tmp_path):
