@@ -1,4 +1,4 @@
-"""Train discogan in float32 and in bfloat16 over several seeds, and write docs/PRECISION.md.
+"""Train discogan in float32 and in bfloat16 over several seeds, and write a results page.
 
     uv run python -m experiments.compare_precision --datasets=gmm,gmm_ring,fashion \\
         --seeds=3 --fashion_seeds=2 --fashion_steps=600
@@ -8,7 +8,9 @@ optimizer state and losses in float32 (`model.compute_dtype`). Runs are
 those of experiments/runs.py, in the same folders, so its
 finished float32 discogan runs are reused. The table puts the two dtypes
 side by side, each as mean ± standard deviation over seeds at the runs'
-ideal states, with the training time per step.
+ideal states, with the training time per step. The page goes to
+WORKDIR/report/PRECISION.md; docs/PRECISION.md contains such a page with notes
+added by hand.
 """
 
 import os
@@ -28,9 +30,13 @@ _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per dtype: 0, 1, ...")
 _FASHION_SEEDS = flags.DEFINE_integer("fashion_seeds", None, "Seeds per dtype for "
                                       "Fashion-MNIST, when fewer fit the time; default --seeds.")
 _FASHION_STEPS = flags.DEFINE_integer("fashion_steps", 600, "Training steps of each "
-                                      "Fashion-MNIST run; the toys keep their config's.")
+                                      "Fashion-MNIST run.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/experiments", "Folder for the runs.")
-_OUTPUT = flags.DEFINE_string("output", "docs", "Folder for PRECISION.md.")
+_TOY_STEPS = flags.DEFINE_integer("toy_steps", None, "Training steps of each toy run; "
+                                  "default the toy config's.")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Folder for PRECISION.md; default WORKDIR/report. docs/PRECISION.md "
+    "was copied from such a page and extended by hand, so write elsewhere and copy.")
 
 
 def precision_table(dataset: str, results: dict[str, list[dict]]) -> str:
@@ -52,13 +58,15 @@ def precision_table(dataset: str, results: dict[str, list[dict]]) -> str:
 def main(argv):
   del argv
   cli.quiet_library_logs()
-  os.makedirs(_OUTPUT.value, exist_ok=True)
+  output = _OUTPUT.value or os.path.join(_WORKDIR.value, "report")
+  os.makedirs(output, exist_ok=True)
   started = time.perf_counter()
   sections = []
   for dataset in _DATASETS.value:
     seeds = runs.seeds_for(dataset, _SEEDS.value, _FASHION_SEEDS.value)
     results = {dtype: [runs.run_one(dataset, VARIANT, seed, root=_WORKDIR.value,
-                                    fashion_steps=_FASHION_STEPS.value, compute_dtype=dtype)
+                                    fashion_steps=_FASHION_STEPS.value,
+                                    toy_steps=_TOY_STEPS.value, compute_dtype=dtype)
                        for seed in range(seeds)]
                for dtype in DTYPES}
     steps = results[DTYPES[0]][0]["num_steps"]
@@ -70,12 +78,14 @@ def main(argv):
 
   header = ["# Results: float32 against bfloat16 compute", "",
             runs.provenance("compare_precision", _DATASETS.value, _SEEDS.value,
-                            _FASHION_STEPS.value, _FASHION_SEEDS.value,
+                            _FASHION_STEPS.value, _FASHION_SEEDS.value, _TOY_STEPS.value,
                             time.perf_counter() - started), "",
             "Each cell is the mean ± standard deviation over seeds at each run's ideal "
             "state. Metrics are defined in crossdomain/evaluation/quality.py.", ""]
-  with open(os.path.join(_OUTPUT.value, "PRECISION.md"), "w") as handle:
+  path = os.path.join(output, "PRECISION.md")
+  with open(path, "w") as handle:
     handle.write("\n".join(header + sections))
+  logging.info("Wrote %s", path)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Compare gan, recongan and discogan over several seeds, and write docs/RESULTS.md.
+"""Compare gan, recongan and discogan over several seeds, and write a results page.
 
     uv run python -m experiments.compare_variants --datasets=gmm,gmm_ring,fashion \\
         --seeds=3 --fashion_steps=1000
@@ -7,7 +7,8 @@ Each run trains with early stopping off, so every variant gets the same
 steps, and reports the metrics of its ideal state: the evaluated step with
 the best `eval.metric` (see crossdomain/evaluation/selection.py). The toy
 figure shows G_AB(A) over B's density for each variant, as in the DiscoGAN
-paper's mixture experiment.
+paper's mixture experiment. The page goes to WORKDIR/report/RESULTS.md;
+docs/RESULTS.md contains such a page with notes added by hand.
 """
 
 import os
@@ -29,9 +30,13 @@ _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant: 0, 1, ...")
 _FASHION_SEEDS = flags.DEFINE_integer("fashion_seeds", None, "Seeds per variant for "
                                       "Fashion-MNIST, when fewer fit the time; default --seeds.")
 _FASHION_STEPS = flags.DEFINE_integer("fashion_steps", 1_000, "Training steps of each "
-                                      "Fashion-MNIST run; the toys keep their config's.")
+                                      "Fashion-MNIST run.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/experiments", "Folder for the runs.")
-_OUTPUT = flags.DEFINE_string("output", "docs", "Folder for RESULTS.md and its figures.")
+_TOY_STEPS = flags.DEFINE_integer("toy_steps", None, "Training steps of each toy run; "
+                                  "default the toy config's.")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Folder for RESULTS.md and its figures; default WORKDIR/report. "
+    "docs/RESULTS.md was copied from such a page and extended by hand, so write elsewhere.")
 
 
 def results_table(dataset: str, results: dict) -> str:
@@ -71,13 +76,15 @@ def toy_figure(dataset: str, results: dict, path: str) -> None:
 def main(argv):
   del argv
   cli.quiet_library_logs()
-  os.makedirs(os.path.join(_OUTPUT.value, "figures"), exist_ok=True)
+  output = _OUTPUT.value or os.path.join(_WORKDIR.value, "report")
+  os.makedirs(os.path.join(output, "figures"), exist_ok=True)
   started = time.perf_counter()
   sections = []
   for dataset in _DATASETS.value:
     seeds = runs.seeds_for(dataset, _SEEDS.value, _FASHION_SEEDS.value)
     results = {variant: [run_one(dataset, variant, seed, root=_WORKDIR.value,
-                                 fashion_steps=_FASHION_STEPS.value)
+                                 fashion_steps=_FASHION_STEPS.value,
+                                 toy_steps=_TOY_STEPS.value)
                          for seed in range(seeds)]
                for variant in VARIANTS}
     seconds = sum(run["seconds"] for runs in results.values() for run in runs)
@@ -87,7 +94,7 @@ def main(argv):
             results_table(dataset, results), ""]
     if dataset != "fashion":
       name = f"figures/{dataset}_variants.png"
-      toy_figure(dataset, results, os.path.join(_OUTPUT.value, name))
+      toy_figure(dataset, results, os.path.join(output, name))
       text += [f"![G_AB(A) per variant]({name})", ""]
     steps = sorted({run["step"] for runs in results.values() for run in runs})
     text += [f"Ideal-state steps chosen: {steps}.", ""]
@@ -96,7 +103,7 @@ def main(argv):
 
   header = ["# Results: gan, recongan and discogan", "",
             runs.provenance("compare_variants", _DATASETS.value, _SEEDS.value,
-                            _FASHION_STEPS.value, _FASHION_SEEDS.value,
+                            _FASHION_STEPS.value, _FASHION_SEEDS.value, _TOY_STEPS.value,
                             time.perf_counter() - started)
             + " The training times below count each run once.", "",
             "`gan` trains no reconstruction, `recongan` reconstructs A -> B -> A only, "
@@ -106,8 +113,10 @@ def main(argv):
             "held-out images. It depends on the seed that draws the halves and on how many "
             "images there are, so it differs between runs and between sections of this "
             "page.", ""]
-  with open(os.path.join(_OUTPUT.value, "RESULTS.md"), "w") as handle:
+  path = os.path.join(output, "RESULTS.md")
+  with open(path, "w") as handle:
     handle.write("\n".join(header + sections))
+  logging.info("Wrote %s", path)
 
 
 if __name__ == "__main__":

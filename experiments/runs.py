@@ -5,8 +5,8 @@ import os
 import time
 
 import jax
-
 import numpy as np
+from absl import logging
 
 from configs import fashion_shoes_bags, gmm, gmm_ring
 from crossdomain import train
@@ -25,12 +25,26 @@ REPORTED = {
 }
 
 
+def _trained_steps(workdir: str) -> int | None:
+  """Return the step of a run's latest checkpoint, or None when it has none."""
+  folder = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(folder):
+    return None
+  steps = [int(name) for name in os.listdir(folder) if name.isdigit()]
+  return max(steps, default=None)
+
+
 def run_one(dataset: str, variant: str, seed: int, *, root: str, fashion_steps: int,
-            compute_dtype: str = "float32") -> dict:
+            toy_steps: int | None = None, compute_dtype: str = "float32") -> dict:
   """Train one run, or reuse a finished one, and return its ideal state and training time.
 
   The run's folder under `root` names the dataset, variant and seed, and the
-  compute dtype when it is not float32.
+  compute dtype when it is not float32. A run stopped before its last step
+  is resumed. `toy_steps` None keeps the toy config's steps.
+
+  Raises:
+    ValueError: the run's folder contains a run of more steps than requested,
+      whose results would not be those of the requested steps.
   """
   config = CONFIGS[dataset]()
   config.seed = seed
@@ -39,22 +53,34 @@ def run_one(dataset: str, variant: str, seed: int, *, root: str, fashion_steps: 
   config.eval.patience = 0
   if dataset == "fashion":
     config.num_steps = fashion_steps
-    config.eval.every = max(config.num_steps // 4, 1)
-  else:
-    config.eval.every = 2_000
+  elif toy_steps is not None:
+    config.num_steps = toy_steps
+  config.eval.every = max(config.num_steps // 4, 1) if dataset == "fashion" else min(
+      2_000, config.num_steps)
   name = f"{dataset}_{variant}_seed{seed}"
   if compute_dtype != "float32":
     name += f"_{compute_dtype}"
   workdir = os.path.join(root, name)
+  trained = _trained_steps(workdir)
+  if trained is not None and trained > config.num_steps:
+    raise ValueError(f"{workdir} contains a run of {trained} steps, more than the "
+                     f"{config.num_steps} requested; delete it or pass another --workdir")
   timing = os.path.join(workdir, "training_seconds.json")
-  if not os.path.exists(timing):
-    # A finished run is reused; its recorded time is reported again.
+  seconds = 0.0
+  if os.path.exists(timing):
+    with open(timing) as handle:
+      seconds = json.load(handle)["seconds"]
+  elif trained == config.num_steps:
+    logging.warning("%s finished without this script, so its training time is unknown",
+                    workdir)
+    seconds = float("nan")
+  if trained != config.num_steps:
+    # Finished runs are reused with their recorded time; others train on.
     start = time.perf_counter()
     train.train_and_evaluate(config, workdir)
+    seconds += time.perf_counter() - start
     with open(timing, "w") as handle:
-      json.dump({"seconds": time.perf_counter() - start}, handle)
-  with open(timing) as handle:
-    seconds = json.load(handle)["seconds"]
+      json.dump({"seconds": seconds}, handle)
   with open(os.path.join(workdir, "ideal_state.json")) as handle:
     ideal = json.load(handle)
   return {"workdir": workdir, "seconds": seconds, "num_steps": config.num_steps, **ideal}
@@ -75,12 +101,14 @@ def seeds_for(dataset: str, seeds: int, fashion_seeds: int | None) -> int:
 
 
 def provenance(module: str, datasets: list[str], seeds: int, fashion_steps: int,
-               fashion_seeds: int | None, seconds: float) -> str:
+               fashion_seeds: int | None, toy_steps: int | None, seconds: float) -> str:
   """Return the line that names the command, date, devices and time behind a results page."""
   command = (f"uv run python -m experiments.{module} --datasets={','.join(datasets)} "
              f"--seeds={seeds} --fashion_steps={fashion_steps}")
   if fashion_seeds is not None:
     command += f" --fashion_seeds={fashion_seeds}"
+  if toy_steps is not None:
+    command += f" --toy_steps={toy_steps}"
   return (f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
           f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
           f"{seconds / 60:.1f} minutes for this command, which reused runs that had "
