@@ -31,8 +31,8 @@ META_ITEM = "meta"
 # checkpoint made with other values cannot be restored into this run.
 _STRUCTURAL_FIELDS = ("model.tie_generators", "model.hidden", "data.name")
 # Sections whose changes a resumed run accepts with a warning: it continues
-# on other data or with another objective than the checkpoint was trained on.
-_WARNED_SECTIONS = ("data", "loss", "seed")
+# on other data, with another objective or optimizer, or with other compute.
+_WARNED_SECTIONS = ("data", "loss", "seed", "optimizer", "model", "update_cycle")
 
 
 def _split(state: TrainState) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> list[st
 
 
 def describe_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-  """Return one line per changed data, loss or seed setting between two runs' meta records."""
+  """Return one line per changed setting of _WARNED_SECTIONS between two runs' meta records."""
   def flatten(tree, prefix):
     if not isinstance(tree, dict):
       return {prefix: tree}
@@ -108,6 +108,25 @@ def describe_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str
         changes.append(f"config.{field}: checkpoint {before.get(field)!r}, "
                        f"this run {now.get(field)!r}")
   return changes
+
+
+def _unreadable(directory: str, step: int, all_steps, error: Exception) -> UserInputError:
+  """Return the error for a checkpoint that orbax failed to read, naming the way out."""
+  older = sorted(saved for saved in all_steps if saved < step)
+  remedy = (f"to resume from step {older[-1]}, the latest older checkpoint" if older
+            else "to start the run again")
+  # Orbax wraps TensorStore's error, whose first line names the file and the fault.
+  root = error
+  for _ in range(10):
+    if (root.__cause__ or root.__context__) is None:
+      break
+    root = root.__cause__ or root.__context__
+  lines = str(root).strip().splitlines()
+  cause = f"{type(root).__name__}: {lines[0][:300]}" if lines else type(root).__name__
+  return UserInputError(
+      f"the checkpoint at step {step} in {directory} cannot be read ({cause}). A full disk "
+      f"or a copy cut short can leave a checkpoint damaged. Move "
+      f"{os.path.join(directory, str(step))} out of that folder {remedy}.")
 
 
 def _check_fits(saved: dict[str, Any], meta: dict[str, Any], step: int, directory: str) -> None:
@@ -159,8 +178,11 @@ def check_workdir(workdir: str, meta: dict[str, Any]) -> None:
   try:
     latest = manager.latest_step()
     if latest is not None:
-      saved = manager.restore(latest, args=ocp.args.Composite(
-          **{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
+      try:
+        saved = manager.restore(latest, args=ocp.args.Composite(
+            **{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
+      except Exception as error:  # orbax and TensorStore raise many kinds
+        raise _unreadable(directory, latest, manager.all_steps(), error) from error
       _check_fits(saved, meta, latest, directory)
   finally:
     manager.close()
@@ -220,7 +242,10 @@ class Checkpoints:
     Raises:
       UserInputError: the checkpoint was made by a run of another structure.
     """
-    saved = self.read_meta(step)
+    try:
+      saved = self.read_meta(step)
+    except Exception as error:  # orbax and TensorStore raise many kinds
+      raise _unreadable(self.directory, step, self._manager.all_steps(), error) from error
     _check_fits(saved, self._meta, step, self.directory)
     changes = describe_changes(saved, self._meta)
     if changes:
@@ -228,7 +253,11 @@ class Checkpoints:
                       step, "\n  ".join(changes))
     args = {name: ocp.args.StandardRestore(_abstract(tree))
             for name, tree in _split(template).items()}
-    return _join(self._manager.restore(step, args=ocp.args.Composite(**args)), template)
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(**args))
+    except Exception as error:
+      raise _unreadable(self.directory, step, self._manager.all_steps(), error) from error
+    return _join(restored, template)
 
   def wait(self) -> None:
     """Block until pending asynchronous saves are on disk."""

@@ -41,7 +41,11 @@ def save_figures(workdir: str, step: int, domains: data_lib.DomainPair,
 
 
 class Progress:
-  """Steps per second over the last logging period and the estimated time left."""
+  """Training steps per second over the last logging period and the estimated time left.
+
+  Time spent on other work, such as evaluations, is left out of the rate
+  with `exclude`, so the rate stays that of the steps themselves.
+  """
 
   def __init__(self, start_step: int, num_steps: int):
     self.num_steps = num_steps
@@ -51,13 +55,23 @@ class Progress:
     """Measure the next period from `step` and now, for example once compilation is done."""
     self.last_step, self.last_time = step, time.perf_counter()
 
-  def update(self, step: int) -> tuple[float, float]:
-    """Return (steps per second, seconds left) since the last update or restart."""
+  def exclude(self, seconds: float) -> None:
+    """Leave `seconds` of other work in this period out of the rate."""
+    self.last_time += seconds
+
+  def update(self, step: int, other_seconds_left: float = 0.0) -> tuple[float, float]:
+    """Return (steps per second, seconds left) since the last update or restart.
+
+    `other_seconds_left` is the expected time of the work besides the steps
+    still to come, such as evaluations; the time left includes it.
+    """
     now = time.perf_counter()
     rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
     self.last_step, self.last_time = step, now
     # No step since the last restart: the rate is unknown, and so is the time left.
-    return rate, (self.num_steps - step) / rate if rate > 0 else float("inf")
+    if rate <= 0:
+      return rate, float("inf")
+    return rate, (self.num_steps - step) / rate + other_seconds_left
 
 
 def format_duration(seconds: float) -> str:

@@ -4,6 +4,7 @@ import collections
 import functools
 import json
 import os
+import time
 
 import jax
 import ml_collections
@@ -11,7 +12,7 @@ import numpy as np
 from absl import logging
 
 from crossdomain import checkpointing, config as config_lib, data as data_lib, divergence
-from crossdomain import parallel, plotting, preemption, reporting, steps
+from crossdomain import parallel, plotting, preemption, reporting, steps, workdir_lock
 from crossdomain.data import pipeline
 from crossdomain.errors import UserInputError
 from crossdomain.evaluation import quality as quality_lib, selection as selection_lib
@@ -41,6 +42,12 @@ class DispatchWindow:
 
 def _due(step: int, period: int, last_step: int) -> bool:
   return step % period == 0 or step == last_step
+
+
+def _count_due(after: int, period: int, last_step: int) -> int:
+  """Return how many steps in (after, last_step] are _due."""
+  multiples = last_step // period - after // period
+  return multiples + (last_step % period != 0 and after < last_step)
 
 
 def _check_batch_fits(domains: data_lib.DomainPair, batch_size: int) -> None:
@@ -113,8 +120,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
 
   Returns:
     The state at the last step trained.
+
+  Raises:
+    UserInputError: a setting, the data or the workdir cannot work, or
+      another run is using the workdir.
   """
   config_lib.validate(config)
+  # Only process 0 writes files other than checkpoints, so it alone locks.
+  if jax.process_index() == 0:
+    with workdir_lock.hold(workdir):
+      return _train_and_evaluate(config, workdir)
+  return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState:
   is_writer = jax.process_index() == 0
 
   # Mesh: data parallel over every device of every process.
@@ -179,11 +198,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   if start_step >= config.num_steps:
     logging.info("The run has already trained %d steps; raise --config.num_steps to "
                  "continue it.", start_step)
+  else:
+    logging.info("Training steps %d to %d, batch %d over %d devices", start_step,
+                 config.num_steps, config.data.batch_size, mesh.devices.size)
   progress = reporting.Progress(start_step, config.num_steps)
   window = []  # metrics of this logging period, for the means
   pending = []  # (step, metrics) not yet checked for non-finite values
-  logging.info("Training steps %d to %d, batch %d over %d devices", start_step,
-               config.num_steps, config.data.batch_size, mesh.devices.size)
+  # Seconds of the last sample figures and the last evaluation, for the time left.
+  other_seconds = {"sample": 0.0, "eval": 0.0}
+
+  def other_seconds_left(done: int) -> float:
+    periods = {"sample": config.sample_every, "eval": config.eval.every if quality else 0}
+    return sum(other_seconds[kind] * _count_due(done, period, config.num_steps)
+               for kind, period in periods.items() if period)
+
+  def log_period(done: int) -> None:
+    """Write and log the mean metrics of the steps since the last period."""
+    scalars = reporting.mean_metrics(window)
+    window.clear()
+    rate, seconds_left = progress.update(done, other_seconds_left(done))
+    writer.write(done, {**scalars, "steps_per_second": rate})
+    losses_text = ", ".join(
+        f"{name[6:]}={value:.4f}" for name, value in scalars.items()
+        if name.startswith(("train_d_loss", "train_g_loss", "train_recon_")))
+    logging.info("step %d/%d: %s | %.2f steps/s, %s left", done, config.num_steps,
+                 losses_text, rate, reporting.format_duration(seconds_left))
 
   def evaluate(done: int) -> dict | None:
     """Measure translation quality; return the metrics that rank this step's checkpoint."""
@@ -229,30 +268,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
         if _due(done, config.log_every, config.num_steps):
           divergence.check_metrics(pending)
           pending = []
-          scalars = reporting.mean_metrics(window)
-          window = []
-          rate, seconds_left = progress.update(done)
-          writer.write(done, {**scalars, "steps_per_second": rate})
-          losses_text = ", ".join(
-              f"{name[6:]}={value:.4f}" for name, value in scalars.items()
-              if name.startswith(("train_d_loss", "train_g_loss", "train_recon_")))
-          logging.info("step %d/%d: %s | %.2f steps/s, %s left", done, config.num_steps,
-                       losses_text, rate, reporting.format_duration(seconds_left))
+          log_period(done)
 
         if _due(done, config.sample_every, config.num_steps):
+          started = time.perf_counter()
           # Every process runs the jitted translation; only the writer plots it.
           outputs = translate_all(translate, state, *sample_inputs, mesh,
                                   config.eval.batch_size)
           if is_writer:
             reporting.save_figures(workdir, done, domains, sample_inputs, outputs,
                                    writer.history)
+          other_seconds["sample"] = time.perf_counter() - started
+          progress.exclude(other_seconds["sample"])
 
         evaluated = None
         if quality is not None and _due(done, config.eval.every, config.num_steps):
           divergence.check_metrics(pending)
           pending = []
+          started = time.perf_counter()
           evaluated = evaluate(done)
+          other_seconds["eval"] = time.perf_counter() - started
+          progress.exclude(other_seconds["eval"])
           stopped_early = selection.should_stop
+
+        if (stopped_early or stop.requested) and window:
+          divergence.check_metrics(pending)
+          pending = []
+          log_period(done)  # the steps of a period cut short
 
         if (_due(done, config.checkpoint_every, config.num_steps) or evaluated or stopped_early
             or stop.requested):

@@ -1,5 +1,6 @@
 """Runs that are stopped, killed, diverge or meet a checkpoint of another model."""
 
+import json
 import logging
 import os
 import signal
@@ -8,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from crossdomain import steps, train
+from crossdomain import steps, train, workdir_lock
 from crossdomain.divergence import TrainingDivergedError
 from crossdomain.errors import UserInputError
 from tests import runs
@@ -23,6 +24,9 @@ def test_sigterm_saves_checkpoint_and_exits_zero(tmp_path):
   saved = runs.saved_steps(str(tmp_path))
   assert len(saved) == 1
   assert saved[0] >= 20
+  # The steps since the last logged period are logged at the stop.
+  with open(tmp_path / "metrics.jsonl") as handle:
+    assert json.loads(handle.readlines()[-1])["step"] == saved[0]
 
   stderr = runs.finish(runs.start(tmp_path, num_steps=saved[0] + 2))
   assert f"Resuming from the checkpoint at step {saved[0]}" in stderr
@@ -159,3 +163,76 @@ def test_repeated_signal_counts_once_then_kills(monkeypatch):
   now[0] += preemption.REPEAT_SECONDS  # a second Ctrl-C, to end a run that hangs
   stop._handle(signal.SIGINT, None)
   assert kills == [signal.SIGINT]
+
+
+def _largest_file(folder) -> str:
+  paths = [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
+  return max(paths, key=os.path.getsize)
+
+
+@pytest.mark.parametrize("item", ["generators", "meta"])
+def test_damaged_checkpoint_names_the_way_out(tmp_path, item):
+  config = runs.tiny_config(num_steps=4, checkpoint_every=2)
+  train.train_and_evaluate(config, str(tmp_path))
+  damaged = _largest_file(tmp_path / "checkpoints" / "4" / item)
+  with open(damaged, "r+b") as handle:
+    handle.truncate(os.path.getsize(damaged) // 2)
+  older = _snapshot(tmp_path / "checkpoints" / "2")
+
+  config.num_steps = 6
+  with pytest.raises(UserInputError) as error:
+    train.train_and_evaluate(config, str(tmp_path))
+
+  message = str(error.value)
+  assert "the checkpoint at step 4" in message
+  assert "cannot be read" in message
+  assert "to resume from step 2" in message
+  assert "\n" not in message
+  assert _snapshot(tmp_path / "checkpoints" / "2") == older
+
+  # The way out that the message names works.
+  os.rename(tmp_path / "checkpoints" / "4", tmp_path / "damaged_4")
+  assert int(train.train_and_evaluate(config, str(tmp_path)).step) == 6
+
+
+def test_half_written_metrics_line_is_dropped(tmp_path, caplog):
+  train.train_and_evaluate(runs.tiny_config(num_steps=5), str(tmp_path))
+  with open(tmp_path / "metrics.jsonl", "a") as handle:
+    handle.write('{"step": 7, "train_g_lo')
+
+  with caplog.at_level(logging.WARNING):
+    train.train_and_evaluate(runs.tiny_config(num_steps=10), str(tmp_path))
+
+  assert "Skipped 1 unreadable lines" in caplog.text
+  with open(tmp_path / "metrics.jsonl") as handle:
+    steps = [json.loads(line)["step"] for line in handle]
+  # A training record and an evaluation record at each run's last step.
+  assert steps == [5, 5, 10, 10]
+
+
+def test_resume_with_changed_optimizer_warns(tmp_path, caplog):
+  train.train_and_evaluate(runs.tiny_config(num_steps=4), str(tmp_path))
+  changed = runs.tiny_config(num_steps=6, **{"optimizer.learning_rate": 1e-3,
+                                             "update_cycle": "DGG"})
+  with caplog.at_level(logging.WARNING):
+    train.train_and_evaluate(changed, str(tmp_path))
+
+  assert "config.optimizer.learning_rate: checkpoint 0.0002, this run 0.001" in caplog.text
+  assert "config.update_cycle: checkpoint 'DG', this run 'DGG'" in caplog.text
+
+
+def test_second_run_on_a_busy_workdir_stops(tmp_path):
+  with workdir_lock.hold(str(tmp_path)):
+    with pytest.raises(UserInputError, match=r"is in use by another run \(process \d+ on "):
+      train.train_and_evaluate(runs.tiny_config(num_steps=2), str(tmp_path))
+
+  # Once the first run has ended, the workdir is free again.
+  assert int(train.train_and_evaluate(runs.tiny_config(num_steps=2), str(tmp_path)).step) == 2
+
+
+def test_failed_setup_leaves_no_workdir(tmp_path):
+  workdir = tmp_path / "run"
+  with pytest.raises(UserInputError, match="batch_size"):
+    train.train_and_evaluate(runs.tiny_config(**{"data.batch_size": 1000}), str(workdir))
+
+  assert not os.path.exists(workdir)

@@ -146,3 +146,27 @@ def test_progress_times_from_restart(monkeypatch):
   assert progress.update(12) == (10.0, 8.8)
   assert progress.update(12)[1] == float("inf")  # no step since the last update
   assert reporting.format_duration(float("inf")) == "?"
+
+
+def test_progress_leaves_other_work_out(monkeypatch):
+  now = [0.0]
+  monkeypatch.setattr(reporting.time, "perf_counter", lambda: now[0])
+  progress = reporting.Progress(0, 100)
+  now[0] = 1.0  # 10 steps
+  progress.exclude(0.0)
+  now[0] = 6.0  # an evaluation of 5 s
+  progress.exclude(5.0)
+
+  rate, seconds_left = progress.update(10, other_seconds_left=15.0)
+
+  assert rate == 10.0
+  assert seconds_left == 9.0 + 15.0
+
+
+@pytest.mark.parametrize("after,period,last_step,expected", [
+    (0, 10, 100, 10), (5, 10, 100, 10), (10, 10, 100, 9), (0, 10, 95, 10), (90, 10, 95, 1),
+    (95, 10, 95, 0), (100, 10, 100, 0), (0, 1000, 100, 1)])
+def test_count_due_matches_due(after, period, last_step, expected):
+  assert train._count_due(after, period, last_step) == expected
+  assert expected == sum(train._due(step, period, last_step)
+                         for step in range(after + 1, last_step + 1))
