@@ -50,9 +50,10 @@ class MetricWriter:
         else:
           unreadable.append(number)
     if unreadable:
-      logging.warning("Skipped %d unreadable lines of %s (line %s), such as a line cut short "
-                      "when a run was killed; they are dropped from the file.",
-                      len(unreadable), path, ", ".join(map(str, unreadable[:5])))
+      logging.warning("Skipped %d unreadable %s of %s (line %s), such as a line cut short "
+                      "when a run was killed; the file keeps only the readable records.",
+                      len(unreadable), "line" if len(unreadable) == 1 else "lines", path,
+                      ", ".join(map(str, unreadable[:5])))
     return records
 
   def write(self, step: int, scalars: dict[str, float]) -> None:

@@ -139,22 +139,60 @@ def save_toy_scatter(path: str, points: dict[str, np.ndarray], modes_a: np.ndarr
   plt.close(figure)
 
 
+# Metrics that are drawn as reference lines on another metric's panel.
+_PROBE_REFERENCES = {"subclass_probe_accuracy_real": "subclass_probe_accuracy",
+                     "subclass_probe_chance": "subclass_probe_accuracy"}
+
+
+def reference_panels(names) -> dict[str, str]:
+  """Map each reference metric among `names` to the metric whose panel shows it.
+
+  A floor of domain B, such as frechet_distance_floor_b, is the value of
+  real B against real B, so it belongs on the panel of the translations to
+  B, frechet_distance_ab. The probe on real images and its chance level
+  belong on the probe's panel.
+  """
+  names = set(names)
+  panels = {}
+  for name in names:
+    for suffix, direction in (("_floor_b", "ab"), ("_floor_a", "ba")):
+      if name.endswith(suffix) and f"{name[:-len(suffix)]}_{direction}" in names:
+        panels[name] = f"{name[:-len(suffix)]}_{direction}"
+    if _PROBE_REFERENCES.get(name) in names:
+      panels[name] = _PROBE_REFERENCES[name]
+  return panels
+
+
 def save_eval_plot(path: str, history: list[tuple[int, dict[str, float]]], metric: str,
                    best_step: int | None) -> None:
-  """Write each evaluation metric over steps, one panel each, with the best step marked."""
-  names = sorted({name for _, values in history for name in values})
+  """Write each evaluation metric over steps, one panel each, with the best step marked.
+
+  Floors and other reference values are drawn as gray lines on the panel
+  of the metric they belong to (see reference_panels).
+  """
+  all_names = {name for _, values in history for name in values}
+  references = reference_panels(all_names)
+  names = sorted(all_names - set(references))
   columns = min(4, len(names))
   rows = -(-len(names) // columns)
   figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.8 * rows), squeeze=False)
+
+  def series(name):
+    return zip(*[(step, values[name]) for step, values in history if name in values])
+
   for axis, name in zip(axes.flat, names):
-    points = [(step, values[name]) for step, values in history if name in values]
-    steps, values = zip(*points)
-    axis.plot(steps, values, marker="o", markersize=3)
+    axis.plot(*series(name), marker="o", markersize=3, label=name)
+    panel_references = sorted(ref for ref, panel in references.items() if panel == name)
+    for reference, style in zip(panel_references, (":", "-.")):
+      axis.plot(*series(reference), color="gray", linestyle=style, linewidth=1.5,
+                label=reference)
     if best_step is not None:
       axis.axvline(best_step, color="tab:red", linestyle="--", linewidth=1)
     axis.set_title(name + (" (selects the best step)" if name == metric else ""), fontsize=9)
     axis.set_xlabel("step", fontsize=8)
     axis.grid(True, alpha=0.3)
+    if any(panel == name for panel in references.values()):
+      axis.legend(fontsize=6)
   for axis in list(axes.flat)[len(names):]:
     axis.set_visible(False)
   figure.suptitle(f"evaluation metrics; dashed line: best step {best_step}")

@@ -199,8 +199,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
     logging.info("The run has already trained %d steps; raise --config.num_steps to "
                  "continue it.", start_step)
   else:
-    logging.info("Training steps %d to %d, batch %d over %d devices", start_step,
-                 config.num_steps, config.data.batch_size, mesh.devices.size)
+    logging.info("Training steps %d to %d, batch %d over %d %s", start_step,
+                 config.num_steps, config.data.batch_size, mesh.devices.size,
+                 "device" if mesh.devices.size == 1 else "devices")
   progress = reporting.Progress(start_step, config.num_steps)
   window = []  # metrics of this logging period, for the means
   pending = []  # (step, metrics) not yet checked for non-finite values

@@ -257,3 +257,20 @@ def test_too_few_held_out_images_names_the_fix(config_name, max_examples, remedy
   with pytest.raises(UserInputError, match=f"domain A has [46] held-out images for evaluation, "
                                            f"which needs at least 8; {remedy}$"):
     quality.make_quality(config, data_lib.DomainPair(domain, domain))
+
+
+def test_floors_are_drawn_on_their_metrics_panels(tmp_path):
+  from crossdomain import plotting
+
+  measure = quality.ImageQuality(None, (0,), (1,), subclasses_a=np.zeros(4, np.int64))
+  names = measure.metric_names()
+  panels = plotting.reference_panels(names)
+
+  assert panels == {
+      "frechet_distance_floor_b": "frechet_distance_ab", "kid_floor_b": "kid_ab",
+      "frechet_distance_floor_a": "frechet_distance_ba", "kid_floor_a": "kid_ba",
+      "subclass_probe_accuracy_real": "subclass_probe_accuracy",
+      "subclass_probe_chance": "subclass_probe_accuracy"}
+  history = [(step, {name: float(step) for name in names}) for step in (10, 20)]
+  plotting.save_eval_plot(str(tmp_path / "eval.png"), history, "frechet_distance_mean", 20)
+  assert os.path.getsize(tmp_path / "eval.png") > 0

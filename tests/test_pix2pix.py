@@ -143,6 +143,20 @@ def test_given_manual_folder_without_archive_is_not_downloaded(tmp_path, monkeyp
   assert "leave data.manual_dir unset to download it" in message
 
 
+def test_every_missing_archive_is_named(tmp_path, monkeypatch):
+  monkeypatch.setattr(tfds.download.DownloadManager, "download",
+                      fail_download(AssertionError("downloaded although manual_dir was given")))
+  manual = tmp_path / "archives"
+
+  with pytest.raises(pix2pix.Pix2PixArchiveNotFoundError) as raised:
+    pix2pix.load_domains(("edges2shoes", "edges2handbags"), ("photo", "photo"), image_size=8,
+                         max_test_examples=4, seed=0, manual_dir=manual,
+                         tfds_data_dir=tmp_path / "tfds")
+
+  assert f"edges2shoes.tar.gz is not in {manual}" in str(raised.value)
+  assert f"edges2handbags.tar.gz is not in {manual}" in str(raised.value)
+
+
 def test_offline_default_manual_folder_is_in_data_dir(tmp_path, monkeypatch):
   monkeypatch.setattr(tfds.download.DownloadManager, "download",
                       fail_download(OSError("network is unreachable")))

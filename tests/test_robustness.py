@@ -203,7 +203,7 @@ def test_half_written_metrics_line_is_dropped(tmp_path, caplog):
   with caplog.at_level(logging.WARNING):
     train.train_and_evaluate(runs.tiny_config(num_steps=10), str(tmp_path))
 
-  assert "Skipped 1 unreadable lines" in caplog.text
+  assert "Skipped 1 unreadable line of" in caplog.text
   with open(tmp_path / "metrics.jsonl") as handle:
     steps = [json.loads(line)["step"] for line in handle]
   # A training record and an evaluation record at each run's last step.

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 from tensorflow_datasets.core.download.download_manager import (
     NonMatchingChecksumError,
 )
@@ -266,6 +267,8 @@ def prepare_builder(
   missing = missing_local_files(local_dir)
   if not missing:
     local_builder = LocalFashionMNIST(local_dir=local_dir, data_dir=tfds_data_dir)
+    logging.info("Preparing Fashion-MNIST once from the IDX files in %s, without a download; "
+                 "TFDS calls this step downloading.", local_dir)
     # TFDS 4.9.10 disables GCS, but a version that enables it would fetch
     # the prepared dataset from its bucket instead of reading local_dir.
     local_builder.download_and_prepare(

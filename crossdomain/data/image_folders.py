@@ -213,8 +213,9 @@ def find_images(folder: str, image_size: int, channels: int,
     names = ", ".join(skipped[:_MAX_LOGGED_NAMES])
     if len(skipped) > _MAX_LOGGED_NAMES:
       names += f", and {len(skipped) - _MAX_LOGGED_NAMES} more"
-    logging.warning("Skipped %d files in %s that are not readable images: %s",
-                    len(skipped), folder, names)
+    logging.warning("Skipped %d %s in %s that %s not readable images: %s", len(skipped),
+                    "file" if len(skipped) == 1 else "files", folder,
+                    "is" if len(skipped) == 1 else "are", names)
   if not images:
     raise UserInputError(f"image folder {folder} contains no readable images "
                          f"({len(paths)} files, none of them a readable {IMAGE_FORMATS} "

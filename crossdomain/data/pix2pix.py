@@ -320,9 +320,15 @@ def load_domains(datasets: tuple[str, str], halves: tuple[str, str], *, image_si
   Returns:
     The sources of A and of B.
   """
-  builders = {dataset: prepare_builder(dataset, manual_dir=manual_dir,
-                                       tfds_data_dir=tfds_data_dir)
-              for dataset in set(datasets)}
+  builders, missing = {}, []
+  for dataset in sorted(set(datasets)):
+    try:
+      builders[dataset] = prepare_builder(dataset, manual_dir=manual_dir,
+                                          tfds_data_dir=tfds_data_dir)
+    except Pix2PixArchiveNotFoundError as error:
+      missing.append(str(error))  # so that the message names every missing archive
+  if missing:
+    raise Pix2PixArchiveNotFoundError("\n".join(missing))
   shared = datasets[0] == datasets[1]
   record_indices = {}
   for split in SPLIT_FOLDERS:
