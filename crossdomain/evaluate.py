@@ -168,8 +168,10 @@ def set_locations(config, assignments: list[str]) -> None:
                            f"evaluators can change, {', '.join(LOCATION_FIELDS)}")
     section, name = field.split(".")
     if name not in config[section]:
+      present = [known for known in LOCATION_FIELDS if known.split(".")[1] in
+                 config[known.split(".")[0]]]
       raise UserInputError(f"--set {field}: this run's data ({config.data.name!r}) has no such "
-                           f"field; its fields are {', '.join(sorted(config[section]))}")
+                           f"field; it has {', '.join(present)}")
     config[section][name] = path
 
 
