@@ -6,19 +6,25 @@ import ml_collections
 from absl import logging as absl_logging
 
 
-class _DropLibraryNoise(logging.Filter):
-  """Drop orbax's INFO records and JAX's note on absent backends.
+# INFO records of other libraries that say nothing a user can act on, by
+# the end of the file that logs them and the start of the message. JAX notes
+# each optional backend it could not start, such as the TPU on a machine
+# without one. TFDS notes that Fashion-MNIST prepared from Debian's files
+# names this package's builder module.
+_DROPPED_INFO = (("/jax/_src/xla_bridge.py", "Unable to initialize backend"),
+                 ("/tensorflow_datasets/core/dataset_info.py", "For 'fashion_mnist/"))
 
-  Orbax narrates every save and restore. JAX notes at INFO level each
-  optional backend it could not start, such as the TPU on a machine
-  without one.
-  """
+
+class _DropLibraryNoise(logging.Filter):
+  """Drop orbax's INFO records, which narrate every save and restore, and _DROPPED_INFO."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    if record.pathname.endswith("/jax/_src/xla_bridge.py"):
-      return not (record.levelno <= logging.INFO
-                  and record.getMessage().startswith("Unable to initialize backend"))
-    return "/orbax/" not in record.pathname or record.levelno > logging.INFO
+    if record.levelno > logging.INFO:
+      return True
+    if "/orbax/" in record.pathname:
+      return False
+    return not any(record.pathname.endswith(path) and record.getMessage().startswith(start)
+                   for path, start in _DROPPED_INFO)
 
 
 def quiet_library_logs() -> None:

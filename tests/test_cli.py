@@ -24,6 +24,11 @@ def _record(pathname, level, message, *args):
      ("tpu", "INTERNAL: Failed to open libtpu.so"), False),
     (_XLA_BRIDGE_FILE, logging.WARNING, "An NVIDIA GPU may be present on this machine", (),
      True),
+    ("/site-packages/tensorflow_datasets/core/dataset_info.py", logging.INFO,
+     "For '%s': fields info.[module_name] differ on disk and in the code.",
+     ("fashion_mnist/3.0.1",), False),
+    ("/site-packages/tensorflow_datasets/core/dataset_builder.py", logging.INFO,
+     "Downloading and preparing dataset %s", ("fashion_mnist",), True),
 ])
 def test_filter_keeps_only_useful_records(pathname, level, message, args, kept):
   record = _record(pathname, level, message, *args)
