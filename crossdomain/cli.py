@@ -6,7 +6,7 @@ import ml_collections
 from absl import logging as absl_logging
 
 
-# INFO records of other libraries that say nothing a user can act on, by
+# INFO records of other libraries that give a user nothing to act on, by
 # the end of the file that logs them and the start of the message. JAX notes
 # each optional backend it could not start, such as the TPU on a machine
 # without one. TFDS notes that Fashion-MNIST prepared from Debian's files
