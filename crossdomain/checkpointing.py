@@ -110,7 +110,7 @@ def describe_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str
   return changes
 
 
-def _unreadable(directory: str, step: int, all_steps, error: Exception) -> UserInputError:
+def unreadable(directory: str, step: int, all_steps, error: Exception) -> UserInputError:
   """Return the error for a checkpoint that orbax failed to read, naming the way out."""
   older = sorted(saved for saved in all_steps if saved < step)
   remedy = (f"to resume from step {older[-1]}, the latest older checkpoint" if older
@@ -126,7 +126,8 @@ def _unreadable(directory: str, step: int, all_steps, error: Exception) -> UserI
   return UserInputError(
       f"the checkpoint at step {step} in {directory} cannot be read ({cause}). A full disk "
       f"or a copy cut short can leave a checkpoint damaged. Move "
-      f"{os.path.join(directory, str(step))} out of that folder {remedy}.")
+      f"{os.path.join(directory, str(step))} out of that folder {remedy}. To read another "
+      "checkpoint, pass its step.")
 
 
 def _check_fits(saved: dict[str, Any], meta: dict[str, Any], step: int, directory: str) -> None:
@@ -182,7 +183,7 @@ def check_workdir(workdir: str, meta: dict[str, Any]) -> None:
         saved = manager.restore(latest, args=ocp.args.Composite(
             **{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
       except Exception as error:  # orbax and TensorStore raise many kinds
-        raise _unreadable(directory, latest, manager.all_steps(), error) from error
+        raise unreadable(directory, latest, manager.all_steps(), error) from error
       _check_fits(saved, meta, latest, directory)
   finally:
     manager.close()
@@ -245,7 +246,7 @@ class Checkpoints:
     try:
       saved = self.read_meta(step)
     except Exception as error:  # orbax and TensorStore raise many kinds
-      raise _unreadable(self.directory, step, self._manager.all_steps(), error) from error
+      raise unreadable(self.directory, step, self._manager.all_steps(), error) from error
     _check_fits(saved, self._meta, step, self.directory)
     changes = describe_changes(saved, self._meta)
     if changes:
@@ -256,7 +257,7 @@ class Checkpoints:
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(**args))
     except Exception as error:
-      raise _unreadable(self.directory, step, self._manager.all_steps(), error) from error
+      raise unreadable(self.directory, step, self._manager.all_steps(), error) from error
     return _join(restored, template)
 
   def wait(self) -> None:

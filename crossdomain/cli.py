@@ -1,6 +1,7 @@
 """Helpers shared by the command-line programs."""
 
 import logging
+import sys
 
 import ml_collections
 from absl import logging as absl_logging
@@ -42,3 +43,14 @@ def format_config(config: ml_collections.ConfigDict) -> str:
         yield f"  {prefix}{name} = {value!r}"
 
   return "\n".join(lines(config.to_dict(), ""))
+
+
+def quiet_exit_after_error() -> None:
+  """Keep Python from printing tracebacks of leftover work as the program exits after an error.
+
+  A failed checkpoint read leaves orbax's other reads as coroutines and
+  asyncio tasks, which Python and asyncio report one by one at exit, under
+  the one-line error.
+  """
+  sys.unraisablehook = lambda unraisable: None
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)

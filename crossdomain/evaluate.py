@@ -190,7 +190,8 @@ def evaluate_checkpoint(workdir: str, step: str,
     domains = data_lib.load(config.data, config.seed)
   except FileNotFoundError as error:
     raise UserInputError(f"{error}. If the run's data has moved, give its new place with "
-                         "--set, such as --set=data.folder_a=/new/place") from error
+                         "--set=FIELD=PATH for the field named here, such as "
+                         "--set=data.folder_a=/new/place") from error
   measure = quality_lib.make_quality(config, domains)
   if measure is None:
     raise UserInputError(f"data.name {config.data.name!r} has no quality measure")
@@ -227,6 +228,7 @@ def main(argv):
         json.dump({"step": step, "metrics": report.metrics, "details": report.details},
                   handle, indent=2)
   except (UserInputError, FileNotFoundError) as error:
+    cli.quiet_exit_after_error()
     raise SystemExit(f"error: {error}") from None
 
   if FLAGS.json:

@@ -113,9 +113,7 @@ def main(argv):
     logging.info("Config:\n%s", cli.format_config(FLAGS.config))
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (UserInputError, FileNotFoundError, TrainingDivergedError) as error:
-    # A failed checkpoint read leaves orbax's other reads as coroutines, which
-    # Python would report one by one as it exits, below the one-line error.
-    sys.unraisablehook = lambda unraisable: None
+    cli.quiet_exit_after_error()
     sys.exit(f"error: {error}")
   except KeyboardInterrupt:
     # Within the training steps Ctrl-C saves a checkpoint (see preemption.py).

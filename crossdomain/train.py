@@ -301,11 +301,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
             or stop.requested):
           divergence.check_metrics(pending)
           pending = []
+          started = time.perf_counter()
           divergence.check_state(state)
           checkpoints.save(state, metrics=evaluated, extra={"selection": {
               "best_step": selection.best_step, "best_metrics": selection.best_metrics,
               "evaluations_since_best": selection.evaluations_since_best,
               "measure": measure}})
+          progress.exclude(time.perf_counter() - started)
 
         if stopped_early:
           logging.info("Stopping early at step %d: %s has not improved for %d evaluations; "

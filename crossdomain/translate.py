@@ -32,6 +32,7 @@ from crossdomain.models import Networks, build_networks
 
 BATCH_SIZE = 64  # examples per jitted call; the last batch is padded to it
 DIRECTIONS = ("a2b", "b2a")
+_RANGE_TOLERANCE = 1e-3  # allows for rounding in the arithmetic that maps images to [-1, 1]
 FLAGS = flags.FLAGS
 
 
@@ -104,9 +105,15 @@ class Translator:
                            f"{', '.join(map(str, shape))}], got {x.shape}")
     if len(x) == 0:
       raise UserInputError("the inputs have no rows; give at least one example")
-    if not np.issubdtype(x.dtype, np.floating):
+    # jnp.issubdtype also counts bfloat16, which numpy does not know as a float.
+    if not jnp.issubdtype(x.dtype, jnp.floating):
       raise UserInputError(f"inputs must be floats in model range, got dtype {x.dtype}. "
                            "Scale uint8 images to [-1, 1] with x / 127.5 - 1.")
+    if len(shape) == 3:
+      low, high = float(x.min()), float(x.max())
+      if low < -1.0 - _RANGE_TOLERANCE or high > 1.0 + _RANGE_TOLERANCE:
+        raise UserInputError(f"images must be in [-1, 1], got values from {low:.4g} to "
+                             f"{high:.4g}. Scale images in [0, 255] with x / 127.5 - 1.")
     return x
 
 
@@ -128,22 +135,33 @@ def resolve_step(workdir: str, step: str, latest: int | None) -> int:
     with open(path) as handle:
       return int(json.load(handle)["step"])
   if not step.isdigit():
-    raise UserInputError(f"--step must be a step number (0 or more), 'latest' or 'best', "
+    raise UserInputError(f"the step must be a number (0 or more), 'latest' or 'best', "
                          f"got {step!r}")
   return int(step)
 
 
-def load_translator(workdir: str, step: str = "latest") -> Translator:
-  """Read the generators of one checkpoint of a run, without its optimizer state."""
+def load_translator(workdir: str, step: str | int = "latest") -> Translator:
+  """Read the generators of one checkpoint of a run, without its optimizer state.
+
+  Args:
+    workdir: the run's workdir.
+    step: a step number, "latest" or "best".
+
+  Raises:
+    UserInputError: no such checkpoint, or it cannot be read.
+  """
   directory = os.path.join(os.path.abspath(workdir), "checkpoints")
   manager = checkpointing.open_read_only(directory)
-  chosen = resolve_step(workdir, step, manager.latest_step())
+  chosen = resolve_step(workdir, str(step), manager.latest_step())
   if chosen not in manager.all_steps():
     raise UserInputError(f"no checkpoint at step {chosen} in {directory}; saved steps: "
                          f"{sorted(manager.all_steps())}")
 
-  meta = manager.restore(chosen, args=ocp.args.Composite(
-      **{checkpointing.META_ITEM: ocp.args.JsonRestore()}))[checkpointing.META_ITEM]
+  try:
+    meta = manager.restore(chosen, args=ocp.args.Composite(
+        **{checkpointing.META_ITEM: ocp.args.JsonRestore()}))[checkpointing.META_ITEM]
+  except Exception as error:  # orbax and TensorStore raise many kinds
+    raise checkpointing.unreadable(directory, chosen, manager.all_steps(), error) from error
   # Fields added to the config after this checkpoint was written take their
   # defaults.
   config = config_lib.base_config()
@@ -153,8 +171,11 @@ def load_translator(workdir: str, step: str = "latest") -> Translator:
 
   template = jax.eval_shape(lambda: steps.init_state(networks, config, shape_a, shape_b))
   abstract = {"params": template.generator_params, "batch_stats": template.generator_stats}
-  restored = manager.restore(chosen, args=ocp.args.Composite(
-      generators=ocp.args.StandardRestore(abstract)))["generators"]
+  try:
+    restored = manager.restore(chosen, args=ocp.args.Composite(
+        generators=ocp.args.StandardRestore(abstract)))["generators"]
+  except Exception as error:
+    raise checkpointing.unreadable(directory, chosen, manager.all_steps(), error) from error
   manager.close()
   # Checkpoints written before the header rows were recorded have no columns.
   columns_a, columns_b = (tuple(meta[key]) if meta.get(key) else None
@@ -296,6 +317,7 @@ def main(argv):
     written = translate_path(translator, FLAGS.direction, FLAGS.input, FLAGS.output,
                              FLAGS.with_reconstruction)
   except UserInputError as error:
+    cli.quiet_exit_after_error()
     raise SystemExit(f"error: {error}") from None
   logging.info("Wrote %d file(s) to %s with the checkpoint at step %d", len(written),
                FLAGS.output, translator.step)

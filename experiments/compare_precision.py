@@ -58,6 +58,7 @@ def precision_table(dataset: str, results: dict[str, list[dict]]) -> str:
 def main(argv):
   del argv
   cli.quiet_library_logs()
+  runs.check_flags(_DATASETS.value, _SEEDS.value, _FASHION_SEEDS.value)
   output = _OUTPUT.value or os.path.join(_WORKDIR.value, "report")
   os.makedirs(output, exist_ok=True)
   started = time.perf_counter()

@@ -76,6 +76,7 @@ def toy_figure(dataset: str, results: dict, path: str) -> None:
 def main(argv):
   del argv
   cli.quiet_library_logs()
+  runs.check_flags(_DATASETS.value, _SEEDS.value, _FASHION_SEEDS.value)
   output = _OUTPUT.value or os.path.join(_WORKDIR.value, "report")
   os.makedirs(os.path.join(output, "figures"), exist_ok=True)
   started = time.perf_counter()

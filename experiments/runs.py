@@ -43,7 +43,7 @@ def run_one(dataset: str, variant: str, seed: int, *, root: str, fashion_steps: 
   is resumed. `toy_steps` None keeps the toy config's steps.
 
   Raises:
-    ValueError: the run's folder contains a run of more steps than requested,
+    SystemExit: the run's folder contains a run of more steps than requested,
       whose results would not be those of the requested steps.
   """
   config = CONFIGS[dataset]()
@@ -63,7 +63,7 @@ def run_one(dataset: str, variant: str, seed: int, *, root: str, fashion_steps: 
   workdir = os.path.join(root, name)
   trained = _trained_steps(workdir)
   if trained is not None and trained > config.num_steps:
-    raise ValueError(f"{workdir} contains a run of {trained} steps, more than the "
+    raise SystemExit(f"error: {workdir} contains a run of {trained} steps, more than the "
                      f"{config.num_steps} requested; delete it or pass another --workdir")
   timing = os.path.join(workdir, "training_seconds.json")
   seconds = 0.0
@@ -111,5 +111,15 @@ def provenance(module: str, datasets: list[str], seeds: int, fashion_steps: int,
     command += f" --toy_steps={toy_steps}"
   return (f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
           f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
-          f"{seconds / 60:.1f} minutes for this command, which reused runs that had "
-          "finished before.")
+          f"{seconds / 60:.1f} minutes for this command; runs that had finished before, if "
+          "any, were reused.")
+
+
+def check_flags(datasets: list[str], seeds: int, fashion_seeds: int | None) -> None:
+  """Raise SystemExit with a one-line message for datasets or seed counts that cannot run."""
+  unknown = [name for name in datasets if name not in CONFIGS]
+  if unknown or not datasets:
+    raise SystemExit(f"error: --datasets must name some of {sorted(CONFIGS)}, got {datasets}")
+  if seeds < 1 or (fashion_seeds is not None and fashion_seeds < 1):
+    raise SystemExit(f"error: --seeds and --fashion_seeds must be at least 1, got {seeds} "
+                     f"and {fashion_seeds}")

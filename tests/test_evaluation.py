@@ -142,6 +142,14 @@ def test_selection_tracks_best_and_patience():
   assert not higher.should_stop
 
 
+@pytest.mark.parametrize("min_delta,ending", [
+    (0.5, "that do not improve on it by more than 0.5"), (0.0, "that do not improve on it")])
+def test_selection_rule_names_min_delta_only_when_set(min_delta, ending):
+  rule = selection.Selection("frechet_distance_mean", patience=3, min_delta=min_delta).rule()
+
+  assert rule.endswith(ending)
+
+
 def test_selection_rejects_unknown_metric():
   with pytest.raises(UserInputError, match="eval.metric 'fid' is not measured"):
     selection.Selection("fid", 0, 0.0).update(1, {"frechet_distance_mean": 1.0})
@@ -208,7 +216,7 @@ def test_measure_settings_follow_what_changes_values():
   config.eval.every, config.eval.patience, config.data.batch_size = 7, 3, 16
   assert quality.measure_settings(config) == settings
   config.data.num_test = 50
-  assert quality.measure_settings(config)["data"] != settings["data"]
+  assert quality.measure_settings(config)["data.num_test"] == 50
   config.eval.metric = "cycle_mse_a"
   assert quality.measure_settings(config)["eval.metric"] == "cycle_mse_a"
 

@@ -38,7 +38,7 @@ def test_run_one_continues_a_shorter_run(tmp_path):
 def test_run_one_rejects_a_longer_run(tmp_path):
   runs.run_one("gmm", "gan", 0, root=str(tmp_path), fashion_steps=1, toy_steps=8)
 
-  with pytest.raises(ValueError, match="contains a run of 8 steps, more than the 4 requested"):
+  with pytest.raises(SystemExit, match="contains a run of 8 steps, more than the 4 requested"):
     runs.run_one("gmm", "gan", 0, root=str(tmp_path), fashion_steps=1, toy_steps=4)
 
 
@@ -54,3 +54,10 @@ def test_compare_variants_writes_report_under_workdir(tmp_path):
   assert (tmp_path / "report" / "figures" / "gmm_variants.png").stat().st_size > 0
   with open(tmp_path / "gmm_gan_seed0" / "training_seconds.json") as handle:
     assert json.load(handle)["seconds"] > 0
+
+
+@pytest.mark.parametrize("datasets,seeds,message", [
+    (["gmmx"], 1, "--datasets must name some of"), (["gmm"], 0, "must be at least 1")])
+def test_bad_flags_exit_with_one_line(datasets, seeds, message):
+  with pytest.raises(SystemExit, match=message):
+    runs.check_flags(datasets, seeds, None)

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -38,6 +39,24 @@ def test_load_translator_logs_no_warnings(toy_run, caplog):
 
   assert translator.step == 4
   assert caplog.text == ""
+
+
+def test_load_translator_takes_an_int_step(toy_run):
+  workdir, _ = toy_run
+
+  assert translate.load_translator(workdir, 2).step == 2
+
+
+def test_damaged_checkpoint_is_named(toy_run, tmp_path):
+  workdir = tmp_path / "copy"
+  shutil.copytree(toy_run[0], workdir)
+  folder = workdir / "checkpoints" / "4" / "generators"
+  damaged = max((path for path in folder.rglob("*") if path.is_file()),
+                key=lambda path: path.stat().st_size)
+  damaged.write_bytes(damaged.read_bytes()[:100])
+
+  with pytest.raises(UserInputError, match="checkpoint at step 4 .* cannot be read .* step 2"):
+    translate.load_translator(str(workdir), "latest")
 
 
 def _write_csv(path, rows):
@@ -168,7 +187,7 @@ def test_missing_workdir_is_named():
 
 
 def test_negative_step_is_rejected(tmp_path):
-  with pytest.raises(UserInputError, match=r"step number \(0 or more\).*'-1'"):
+  with pytest.raises(UserInputError, match=r"must be a number \(0 or more\).*'-1'"):
     translate.resolve_step(str(tmp_path), "-1", 5)
 
 
@@ -193,10 +212,17 @@ def image_translator():
     (np.zeros((8, 8, 3), np.float32), "a2b", r"got \(8, 8, 3\)"),
     (np.zeros((0, 8, 8, 3), np.float32), "a2b", "no rows"),
     (np.zeros((2, 8, 8, 3), np.uint8), "a2b", "must be floats in model range, got dtype uint8"),
+    (np.full((2, 8, 8, 3), 255.0, np.float32), "a2b", r"must be in \[-1, 1\], got values from 255"),
 ])
 def test_translator_rejects_bad_inputs(image_translator, inputs, direction, message):
   with pytest.raises(UserInputError, match=message):
     image_translator(inputs, direction)
+
+
+def test_translator_accepts_bfloat16(image_translator):
+  outputs = image_translator(jnp.zeros((2, 8, 8, 3), jnp.bfloat16), "a2b")
+
+  assert outputs["translated"].shape == (2, 8, 8, 3)
 
 
 def test_images_read_as_in_training(image_translator, tmp_path):

@@ -193,13 +193,21 @@ _MEASURE_FIELDS = ("metric", "max_examples", "evaluator_steps", "evaluator_examp
                    "evaluator_seed", "min_share")
 
 
+# Places of files, which a run may read from elsewhere, for example after
+# its workdir and data were copied to another machine.
+_DATA_LOCATIONS = ("folder_a", "folder_b", "csv_a", "csv_b")
+
+
 def measure_settings(config: ml_collections.ConfigDict) -> dict:
-  """Return the settings that decide evaluation values and the ranking of steps.
+  """Return the settings that decide evaluation values and the ranking of steps, in JSON types.
 
   Evaluations made under other settings cannot be compared with each other:
   a run resumed with other settings starts its best-step record anew.
   """
-  return {"version": MEASURE_VERSION, "data": _data_key(config.data), "seed": config.seed,
+  data = json.loads(config.data.to_json())
+  return {"version": MEASURE_VERSION, "seed": config.seed,
+          **{f"data.{name}": value for name, value in sorted(data.items())
+             if name not in _NOT_IN_DATA_KEY + _DATA_LOCATIONS},
           **{f"eval.{field}": config.eval[field] for field in _MEASURE_FIELDS}}
 
 

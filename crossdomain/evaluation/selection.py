@@ -79,7 +79,9 @@ class Selection:
     text = f"the evaluated step with the {direction} {self.metric}"
     if self.patience > 0:
       text += (f"; training stops after {self.patience} evaluations in a row that do not "
-               f"improve on it by more than {self.min_delta}")
+               "improve on it")
+      if self.min_delta > 0:
+        text += f" by more than {self.min_delta}"
     return text
 
   def ideal_state(self, stopped_early: bool, details: dict[str, str]) -> dict:
