@@ -51,6 +51,8 @@ def quiet_exit_after_error() -> None:
   A failed checkpoint read leaves orbax's other reads as coroutines and
   asyncio tasks, which Python and asyncio report one by one at exit, under
   the one-line error.
+  NOTE: this hides what orbax leaves behind and does not stop it: the other
+  reads of the failed restore still run until the process exits.
   """
   sys.unraisablehook = lambda unraisable: None
   logging.getLogger("asyncio").setLevel(logging.CRITICAL)

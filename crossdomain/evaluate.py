@@ -30,8 +30,7 @@ ARRAY_NAMES = ("a", "ab", "aba", "b", "ba", "bab")
 
 # Settings of a run's config that --set may change: where its data and
 # evaluators are, not what they are.
-LOCATION_FIELDS = ("data.folder_a", "data.folder_b", "data.csv_a", "data.csv_b",
-                   "data.manual_dir", "data.tfds_data_dir", "data.fashion_mnist_dir",
+LOCATION_FIELDS = (*(f"data.{name}" for name in quality_lib.DATA_LOCATIONS),
                    "eval.evaluator_dir")
 
 FLAGS = flags.FLAGS

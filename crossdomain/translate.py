@@ -94,7 +94,6 @@ class Translator:
       outputs["reconstructed"].append(np.asarray(reconstructed)[:len(chunk)])
     return {name: np.concatenate(parts) for name, parts in outputs.items()}
 
-
   def _check_inputs(self, x, direction: str) -> np.ndarray:
     if direction not in DIRECTIONS:
       raise UserInputError(f"direction must be one of {DIRECTIONS}, got {direction!r}")

@@ -170,10 +170,15 @@ class ImageQuality:
             "subclass_probe_chance": float(np.max(shares))}
 
 
-# Data settings that change neither the examples nor the held-out split: how
-# batches are drawn, and where the same files are read from.
-_NOT_IN_DATA_KEY = ("batch_size", "num_sample_examples", "manual_dir", "tfds_data_dir",
-                    "fashion_mnist_dir")
+# Data fields that locate files, which a run may read from another place, for
+# example after its workdir and data were copied to another machine.
+DATA_LOCATIONS = ("folder_a", "folder_b", "csv_a", "csv_b", "manual_dir", "tfds_data_dir",
+                  "fashion_mnist_dir")
+# Data settings that change neither the examples nor the held-out split.
+_BATCHING = ("batch_size", "num_sample_examples")
+# Left out of the evaluator's cache key. The paths of image folders and CSV
+# files stay in it, because they are what tells two pairs of domains apart.
+_NOT_IN_DATA_KEY = _BATCHING + ("manual_dir", "tfds_data_dir", "fashion_mnist_dir")
 
 
 def _data_key(config: ml_collections.ConfigDict) -> str:
@@ -193,11 +198,6 @@ _MEASURE_FIELDS = ("metric", "max_examples", "evaluator_steps", "evaluator_examp
                    "evaluator_seed", "min_share")
 
 
-# Places of files, which a run may read from elsewhere, for example after
-# its workdir and data were copied to another machine.
-_DATA_LOCATIONS = ("folder_a", "folder_b", "csv_a", "csv_b")
-
-
 def measure_settings(config: ml_collections.ConfigDict) -> dict:
   """Return the settings that decide evaluation values and the ranking of steps, in JSON types.
 
@@ -207,7 +207,7 @@ def measure_settings(config: ml_collections.ConfigDict) -> dict:
   data = json.loads(config.data.to_json())
   return {"version": MEASURE_VERSION, "seed": config.seed,
           **{f"data.{name}": value for name, value in sorted(data.items())
-             if name not in _NOT_IN_DATA_KEY + _DATA_LOCATIONS},
+             if name not in _BATCHING + DATA_LOCATIONS},
           **{f"eval.{field}": config.eval[field] for field in _MEASURE_FIELDS}}
 
 
