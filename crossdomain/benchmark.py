@@ -45,7 +45,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from crossdomain import config as config_lib, parallel, steps
+from crossdomain import cli, config as config_lib, parallel, steps
 from crossdomain.errors import UserInputError
 from crossdomain.models import COMPUTE_DTYPES, build_networks, image, upsample
 
@@ -120,7 +120,11 @@ def _random_batches(shape_a, shape_b, batch_size: int, seed: int) -> tuple[np.nd
 
 
 def _flops(compiled) -> float:
-  """Return the floating-point operations of a compiled function from XLA's cost analysis."""
+  """Return the floating-point operations of one device's program, from XLA's cost analysis.
+
+  On a mesh of several devices each one runs its share of the batch, so
+  the count is a fraction of the whole.
+  """
   analysis = compiled.cost_analysis()
   # jax 0.10 returns a dict; some earlier versions returned a list of one dict per program.
   if isinstance(analysis, (list, tuple)):
@@ -135,7 +139,7 @@ def compile_steps(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
 
   Returns:
     (state, batch_a, batch_b, {"D": compiled, "G": compiled}, compile
-    seconds of both steps together, FLOPs of one iteration).
+    seconds of both steps together, FLOPs of one iteration on all devices).
   """
   shape_a, shape_b = example_shapes(config.data)
   networks = build_networks(config.model, shape_a, shape_b)
@@ -155,7 +159,7 @@ def compile_steps(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
     compiled[kind] = jitted.lower(state, batch_a, batch_b).compile()
     flops += _flops(compiled[kind])
   compile_seconds = time.perf_counter() - start
-  return state, batch_a, batch_b, compiled, compile_seconds, flops
+  return state, batch_a, batch_b, compiled, compile_seconds, flops * mesh.size
 
 
 def time_iterations(compiled, state, batch_a, batch_b, iterations: int,
@@ -405,6 +409,10 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
   memory_bytes, memory_source = peak_memory()
   peak_gflops = statistics.median(peak_samples)
   gflops = flops / seconds_per_iteration / 1e9
+  # The probe multiplies on one device. CPU devices share the machine's
+  # cores, and one product already uses all of them, while each
+  # accelerator has a peak of its own.
+  peak_devices = 1 if jax.default_backend() == "cpu" else mesh.size
 
   batch_size = config.data.batch_size
   record = {
@@ -434,7 +442,8 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
       "matmul_dtype": matmul_dtype,
       "matmul_peak_gflops_per_second": peak_gflops,
       "matmul_peak_samples": peak_samples,
-      "fraction_of_matmul_peak": gflops / peak_gflops,
+      "matmul_peak_devices": peak_devices,
+      "fraction_of_matmul_peak": gflops / (peak_gflops * peak_devices),
       "peak_memory_bytes": memory_bytes,
       "peak_memory_source": memory_source,
   }
@@ -465,6 +474,9 @@ def format_report(record: dict) -> str:
     form = f"upsample {record['upsample']}, "
   else:
     shape, examples, form = f"vectors of {example_shape[0]}", "examples", ""
+  peak_devices = record["matmul_peak_devices"]
+  per_device = f"per device, times {peak_devices} devices " if peak_devices > 1 else ""
+  mesh_peak = record["matmul_peak_gflops_per_second"] * peak_devices
   lines = [
       f"{record['config_data_name']} {shape}, batch {record['batch_size']}, "
       f"{form}{record['compute_dtype']}, "
@@ -478,7 +490,7 @@ def format_report(record: dict) -> str:
       "(XLA cost analysis)",
       f"  achieved:                 {record['gflops_per_second']:8.1f} GFLOP/s",
       f"  matmul peak:              {record['matmul_peak_gflops_per_second']:8.1f} GFLOP/s "
-      f"({record['matmul_dtype']} {record['matmul_size']}^2, median of "
+      f"{per_device}({record['matmul_dtype']} {record['matmul_size']}^2, median of "
       f"{len(record['matmul_peak_samples'])} samples between iterations), achieved/peak "
       f"{record['fraction_of_matmul_peak']:.0%}",
       f"  peak memory:              {record['peak_memory_bytes'] / 2**20:8.0f} MiB "
@@ -509,7 +521,7 @@ def format_report(record: dict) -> str:
           f"({peer['flops_per_iteration'] / 1e9:.1f} GFLOP per iteration by PyTorch's "
           "counter, convolutions and matmuls only)",
           f"  ours on that count:       {record['gflops_per_second_peer_count']:8.1f} GFLOP/s, "
-          f"{record['gflops_per_second_peer_count'] / record['matmul_peak_gflops_per_second']:.0%}"
+          f"{record['gflops_per_second_peer_count'] / mesh_peak:.0%}"
           " of the matmul peak"]
   return "\n".join(lines)
 
@@ -517,6 +529,7 @@ def format_report(record: dict) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.quiet_library_logs()
   try:
     record = run(flags.FLAGS.config, iterations=_ITERATIONS.value, warmup=_WARMUP.value,
                  matmul_size=_MATMUL_SIZE.value, matmul_dtype=_MATMUL_DTYPE.value,
