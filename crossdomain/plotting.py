@@ -164,11 +164,12 @@ def reference_panels(names) -> dict[str, str]:
 
 
 def save_eval_plot(path: str, history: list[tuple[int, dict[str, float]]], metric: str,
-                   best_step: int | None) -> None:
+                   best_step: int | None, restarted_at: int | None = None) -> None:
   """Write each evaluation metric over steps, one panel each, with the best step marked.
 
   Floors and other reference values are drawn as gray lines on the panel
-  of the metric they belong to (see reference_panels).
+  of the metric they belong to (see reference_panels). `restarted_at`, the
+  step where the best-step record started again, is marked too.
   """
   all_names = {name for _, values in history for name in values}
   references = reference_panels(all_names)
@@ -188,6 +189,8 @@ def save_eval_plot(path: str, history: list[tuple[int, dict[str, float]]], metri
                 label=reference)
     if best_step is not None:
       axis.axvline(best_step, color="tab:red", linestyle="--", linewidth=1)
+    if restarted_at is not None:
+      axis.axvline(restarted_at, color="black", linestyle=":", linewidth=1)
     axis.set_title(name + (" (selects the best step)" if name == metric else ""), fontsize=9)
     axis.set_xlabel("step", fontsize=8)
     axis.grid(True, alpha=0.3)
@@ -195,7 +198,10 @@ def save_eval_plot(path: str, history: list[tuple[int, dict[str, float]]], metri
       axis.legend(fontsize=6)
   for axis in list(axes.flat)[len(names):]:
     axis.set_visible(False)
-  figure.suptitle(f"evaluation metrics; dashed line: best step {best_step}")
+  title = f"evaluation metrics; dashed line: best step {best_step}"
+  if restarted_at is not None:
+    title += f"\ndotted line: the best-step record started again at step {restarted_at}"
+  figure.suptitle(title)
   figure.tight_layout()
   figure.savefig(path, dpi=80)
   plt.close(figure)

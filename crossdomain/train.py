@@ -89,8 +89,8 @@ def translate_all(translate, state: steps.TrainState, inputs_a: np.ndarray,
 
 
 def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
-                       history: list[dict], measure: dict) -> None:
-  """Continue the best-step record of a resumed run from its checkpoint and metric log.
+                       history: list[dict], measure: dict, step: int) -> None:
+  """Continue the best-step record of a run resumed at `step` from its checkpoint and log.
 
   A record made under other measure settings (see quality.measure_settings)
   is dropped with a warning, because its values cannot be compared with new
@@ -104,10 +104,12 @@ def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
         "The best step so far (%s) was chosen by another measure of quality (%s). The "
         "best-step record starts again with the next evaluation, and a new best "
         "checkpoint replaces the old one.", saved.get("best_step"), "; ".join(changes))
+    selection.restarted_at = step
   elif saved:
     selection.best_step = saved["best_step"]
     selection.best_metrics = saved["best_metrics"]
     selection.evaluations_since_best = saved["evaluations_since_best"]
+    selection.restarted_at = saved.get("restarted_at")
   prefix = "eval_"
   selection.history = [
       (record["step"], {name[len(prefix):]: value for name, value in record.items()
@@ -187,7 +189,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
 
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
   measure = quality_lib.measure_settings(config)
-  _restore_selection(selection, saved_selection, writer.history if is_writer else [], measure)
+  _restore_selection(selection, saved_selection, writer.history if is_writer else [], measure,
+                     start_step)
   if selection.should_stop:
     logging.info("This run stopped early at step %d; raise eval.patience to train on.",
                  start_step)
@@ -240,7 +243,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
         selection_lib.write_json(os.path.join(workdir, "ideal_state.json"),
                                  selection.ideal_state(False, report.details))
       plotting.save_eval_plot(os.path.join(workdir, "eval_metrics.png"), selection.history,
-                              selection.metric, selection.best_step)
+                              selection.metric, selection.best_step, selection.restarted_at)
     # A rank instead of the metric itself, so that BestN keeps exactly the
     # step the selection chose, also among equal values.
     return {checkpointing.BEST_RANK: len(selection.history) if improved else -1}
@@ -306,7 +309,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
           checkpoints.save(state, metrics=evaluated, extra={"selection": {
               "best_step": selection.best_step, "best_metrics": selection.best_metrics,
               "evaluations_since_best": selection.evaluations_since_best,
-              "measure": measure}})
+              "restarted_at": selection.restarted_at, "measure": measure}})
           progress.exclude(time.perf_counter() - started)
 
         if stopped_early:

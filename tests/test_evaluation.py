@@ -179,6 +179,7 @@ def test_toy_run_keeps_best_checkpoint_and_stops_early(tmp_path):
   assert ideal["step"] == 2
   assert ideal["stopped_early"] is True
   assert ideal["evaluations"] == 3
+  assert ideal["record_restarted_at_step"] is None
   assert ideal["metric"] == "coverage_quality"
   assert set(ideal["metrics"]) >= {"mode_coverage_ab", "mode_coverage_ba", "high_quality_ab",
                                    "high_quality_ba", "cycle_mse_a", "cycle_mse_b"}
@@ -205,8 +206,20 @@ def test_resume_under_other_measure_restarts_best_record(tmp_path, caplog):
   # stops after `patience` more.
   assert int(state.step) == 12
   with open(tmp_path / "ideal_state.json") as handle:
-    assert json.load(handle)["step"] == 8
+    ideal = json.load(handle)
+  assert ideal["step"] == 8
+  assert ideal["record_restarted_at_step"] == 6
+  assert ideal["evaluations"] == 3  # steps 8, 10 and 12, not those before the restart
   assert runs.saved_steps(str(tmp_path)) == [8, 12]
+
+  # A later resume under the same measure keeps the restart in the record.
+  config.eval.patience = 3
+  state = train.train_and_evaluate(config, str(tmp_path))
+  assert int(state.step) == 14
+  with open(tmp_path / "ideal_state.json") as handle:
+    ideal = json.load(handle)
+  assert ideal["record_restarted_at_step"] == 6
+  assert ideal["evaluations"] == 4
 
 
 def test_measure_settings_follow_what_changes_values():
@@ -280,5 +293,6 @@ def test_floors_are_drawn_on_their_metrics_panels(tmp_path):
       "subclass_probe_accuracy_real": "subclass_probe_accuracy",
       "subclass_probe_chance": "subclass_probe_accuracy"}
   history = [(step, {name: float(step) for name in names}) for step in (10, 20)]
-  plotting.save_eval_plot(str(tmp_path / "eval.png"), history, "frechet_distance_mean", 20)
+  plotting.save_eval_plot(str(tmp_path / "eval.png"), history, "frechet_distance_mean", 20,
+                          restarted_at=10)
   assert os.path.getsize(tmp_path / "eval.png") > 0

@@ -33,6 +33,9 @@ class Selection:
   best_step: int | None = None
   best_metrics: dict[str, float] | None = None
   evaluations_since_best: int = 0
+  # The step of a resume that started the record again under another measure
+  # of quality. Evaluations up to it are not candidates for the best step.
+  restarted_at: int | None = None
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "Selection":
@@ -84,11 +87,18 @@ class Selection:
         text += f" by more than {self.min_delta}"
     return text
 
+  @property
+  def candidates(self) -> int:
+    """Count the evaluations that the best step was chosen from."""
+    first = -1 if self.restarted_at is None else self.restarted_at
+    return sum(step > first for step, _ in self.history)
+
   def ideal_state(self, stopped_early: bool, details: dict[str, str]) -> dict:
     """Return the record written to ideal_state.json."""
     return {"step": self.best_step, "metric": self.metric, "value": self.best_value,
             "lower_is_better": lower_is_better(self.metric), "rule": self.rule(),
-            "stopped_early": stopped_early, "evaluations": len(self.history),
+            "stopped_early": stopped_early, "evaluations": self.candidates,
+            "record_restarted_at_step": self.restarted_at,
             "last_evaluated_step": self.history[-1][0] if self.history else None,
             "metrics": self.best_metrics, "details": details}
 
