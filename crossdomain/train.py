@@ -89,7 +89,8 @@ def translate_all(translate, state: steps.TrainState, inputs_a: np.ndarray,
 
 
 def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
-                       history: list[dict], measure: dict, step: int) -> None:
+                       history: list[dict], measure: dict, held_out: tuple[int, int],
+                       step: int) -> None:
   """Continue the best-step record of a run resumed at `step` from its checkpoint and log.
 
   A record made under other measure settings (see quality.measure_settings)
@@ -97,9 +98,9 @@ def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
   ones. Checkpoints of older versions record no settings and are trusted.
   """
   saved_measure = (saved or {}).get("measure")
-  if saved_measure is not None and saved_measure != measure:
-    changes = [f"{name}: {saved_measure.get(name)!r} -> {value!r}"
-               for name, value in measure.items() if saved_measure.get(name) != value]
+  changes = [] if saved_measure is None else quality_lib.measure_changes(saved_measure, measure,
+                                                                         held_out)
+  if changes:
     logging.warning(
         "The best step so far (%s) was chosen by another measure of quality (%s). The "
         "best-step record starts again with the next evaluation, and a new best "
@@ -190,7 +191,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
   measure = quality_lib.measure_settings(config)
   _restore_selection(selection, saved_selection, writer.history if is_writer else [], measure,
-                     start_step)
+                     (len(domains.a.test), len(domains.b.test)), start_step)
   if selection.should_stop:
     logging.info("This run stopped early at step %d; raise eval.patience to train on.",
                  start_step)

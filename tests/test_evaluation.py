@@ -234,6 +234,20 @@ def test_measure_settings_follow_what_changes_values():
   assert quality.measure_settings(config)["eval.metric"] == "cycle_mse_a"
 
 
+def test_max_examples_beyond_held_out_changes_nothing():
+  config = runs.tiny_config()
+  config.eval.max_examples = 3000
+  saved = quality.measure_settings(config)
+
+  config.eval.max_examples = 5000
+  assert quality.measure_changes(saved, quality.measure_settings(config), (200, 200)) == []
+  assert quality.measure_changes(saved, quality.measure_settings(config), (200, 4000)) == [
+      "eval.max_examples: 3000 -> 5000"]
+  config.eval.max_examples = 100
+  assert quality.measure_changes(saved, quality.measure_settings(config), (200, 200)) == [
+      "eval.max_examples: 3000 -> 100"]
+
+
 def test_runs_of_every_seed_share_one_evaluator(tmp_path):
   from configs import image_folders as image_folders_config
   from crossdomain import data as data_lib

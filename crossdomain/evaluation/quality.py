@@ -211,6 +211,23 @@ def measure_settings(config: ml_collections.ConfigDict) -> dict:
           **{f"eval.{field}": config.eval[field] for field in _MEASURE_FIELDS}}
 
 
+def measure_changes(saved: dict, current: dict, held_out: tuple[int, int]) -> list[str]:
+  """Return the settings that differ between two measures, as "name: old -> new" lines.
+
+  `held_out` is the number of held-out examples of each domain. Evaluations
+  read at most that many, so eval.max_examples counts only up to it.
+  """
+  def effective(settings: dict, name: str):
+    value = settings.get(name)
+    if name == "eval.max_examples" and value is not None:
+      return tuple(min(value, count) for count in held_out)
+    return value
+
+  return [f"{name}: {saved.get(name)!r} -> {current.get(name)!r}"
+          for name in sorted(set(saved) | set(current))
+          if effective(saved, name) != effective(current, name)]
+
+
 def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair):
   """Return the measure of translation quality that fits the run's data, or None.
 
