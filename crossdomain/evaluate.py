@@ -15,6 +15,7 @@ implementations are measured on the same scale.
 import dataclasses
 import json
 import os
+import sys
 import zipfile
 
 import numpy as np
@@ -154,14 +155,18 @@ def set_locations(config, assignments: list[str]) -> None:
   """Apply FIELD=PATH assignments of LOCATION_FIELDS to a run's config.
 
   Raises:
-    UserInputError: an assignment lacks '=', names another field, or names
-      a field that the run's data source does not have.
+    UserInputError: an assignment lacks '=', names another field, names a
+      field twice, or names a field that the run's data source does not have.
   """
+  fields_set = set()
   for assignment in assignments:
     field, equals, path = assignment.partition("=")
     if not equals or not path:
       raise UserInputError(f"--set {assignment!r} must have the form FIELD=PATH, such as "
                            "data.folder_a=/data/shoes")
+    if field in fields_set:
+      raise UserInputError(f"--set names {field} twice; give each field once")
+    fields_set.add(field)
     if field not in LOCATION_FIELDS:
       raise UserInputError(f"--set cannot change {field!r}: only the places of the data and "
                            f"evaluators can change, {', '.join(LOCATION_FIELDS)}")
@@ -208,10 +213,11 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   cli.quiet_library_logs()
   if bool(FLAGS.workdir) == bool(FLAGS.npz):
-    raise app.UsageError("give exactly one of --workdir and --npz")
+    sys.exit("error: give exactly one of --workdir (a training run) and --npz (saved "
+             "translations); see --help")
   if FLAGS.set and FLAGS.npz:
-    raise app.UsageError("--set changes the config of a --workdir run; with --npz, pass "
-                         "--config.FIELD=VALUE instead")
+    sys.exit("error: --set changes the config of a --workdir run; with --npz, pass "
+             "--config.FIELD=VALUE instead")
   path = None
   try:
     if FLAGS.npz:

@@ -79,8 +79,8 @@ def _initialize_distributed() -> None:
   manual = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   if any(value is not None for value in manual):
     if any(value is None for value in manual):
-      raise app.UsageError("--coordinator_address, --num_processes and --process_id "
-                           "must be given together")
+      sys.exit("error: --coordinator_address, --num_processes and --process_id must be "
+               "given together; give all three, or none on one host")
     # Collectives between CPU processes need an implementation; accelerators
     # bring their own, and ignore this setting.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")

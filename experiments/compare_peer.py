@@ -15,6 +15,7 @@ file.
 
 import json
 import os
+import sys
 
 from absl import app, flags
 
@@ -37,9 +38,9 @@ def main(argv):
   translator = translate.load_translator(_WORKDIR.value, _STEP.value)
   config = translator.config
   if config.data.name != "fashion_mnist":
-    raise app.UsageError(f"the peer trains on Fashion-MNIST shoes and bags, but "
-                         f"{_WORKDIR.value} is a {config.data.name!r} run; pass the workdir "
-                         "of a run of configs/fashion_shoes_bags.py")
+    sys.exit(f"error: the peer trains on Fashion-MNIST shoes and bags, but {_WORKDIR.value} "
+             f"is a {config.data.name!r} run; pass the workdir of a run of "
+             "configs/fashion_shoes_bags.py")
   domains = data_lib.load(config.data, config.seed)
   measure = quality_lib.make_quality(config, domains)
   peer = evaluate.read_npz(_PEER_NPZ.value, domains)

@@ -37,8 +37,8 @@ def main(argv):
   translator = translate.load_translator(_WORKDIR.value, _STEP.value)
   config = translator.config
   if config.data.name != "fashion_mnist":
-    raise app.UsageError(f"{_WORKDIR.value} is a {config.data.name!r} run; pass the workdir "
-                         "of a run of configs/fashion_shoes_bags.py")
+    sys.exit(f"error: {_WORKDIR.value} is a {config.data.name!r} run; pass the workdir of "
+             "a run of configs/fashion_shoes_bags.py")
   # The run's own data and evaluator settings.
   shoes = fashion_mnist.load_domains("test", local_dir=config.data.fashion_mnist_dir,
                                      tfds_data_dir=config.data.tfds_data_dir

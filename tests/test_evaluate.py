@@ -186,12 +186,22 @@ def test_checkpoint_of_moved_folders_evaluates_with_set(tmp_path):
     ("data.folder_a", "must have the form FIELD=PATH"),
     ("data.num_test=5", "cannot change 'data.num_test'"),
     ("data.folder_a=/x", "has no such field"),
+    ("eval.evaluator_dir=/x,eval.evaluator_dir=/y", "names eval.evaluator_dir twice"),
 ])
 def test_set_rejects_other_fields(assignment, message):
   config = gmm_config.get_config()
 
   with pytest.raises(UserInputError, match=message):
-    evaluate.set_locations(config, [assignment])
+    evaluate.set_locations(config, assignment.split(","))
+
+
+def test_no_mode_gives_one_line_error():
+  result = _evaluate()
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: give exactly one of --workdir (a training run) and --npz (saved translations); "
+      "see --help")
+  assert "--workdir: Workdir" not in result.stderr  # no flag listing before it
 
 
 def test_set_changes_a_location():

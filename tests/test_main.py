@@ -26,6 +26,8 @@ def _run_main(tmp_path, *overrides):
                                  "layer widths, such as (256, 256), got ()"),
     ("--config.data.batch_size=1000",
      "error: data.batch_size 1000 is larger than domain A's 512 training examples"),
+    ("--num_processes=2", "error: --coordinator_address, --num_processes and --process_id "
+                          "must be given together"),
 ])
 def test_bad_input_exits_with_message(tmp_path, override, message):
   result = _run_main(tmp_path, override)
