@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from collections.abc import Iterable
 
 import ml_collections
 from absl import logging as absl_logging
@@ -33,14 +34,21 @@ def quiet_library_logs() -> None:
   absl_logging.get_absl_handler().addFilter(_DropLibraryNoise())
 
 
-def format_config(config: ml_collections.ConfigDict) -> str:
-  """Return one line per config field: its --config.FIELD override name and its Python value."""
+def format_config(config: ml_collections.ConfigDict, overridden: Iterable[str] = ()) -> str:
+  """Return one line per config field: its --config.FIELD override name and its Python value.
+
+  Fields named in `overridden` are marked as set on the command line.
+  """
+  overridden = set(overridden)
+
   def lines(tree: dict, prefix: str):
     for name, value in sorted(tree.items()):
+      field = f"{prefix}{name}"
       if isinstance(value, dict):
-        yield from lines(value, f"{prefix}{name}.")
+        yield from lines(value, f"{field}.")
       else:
-        yield f"  {prefix}{name} = {value!r}"
+        mark = "  # set on the command line" if field in overridden else ""
+        yield f"  {field} = {value!r}{mark}"
 
   return "\n".join(lines(config.to_dict(), ""))
 

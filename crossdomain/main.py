@@ -110,7 +110,8 @@ def main(argv):
   try:
     # Validate first, so that a config error is not buried under the config dump.
     config_lib.validate(FLAGS.config)
-    logging.info("Config:\n%s", cli.format_config(FLAGS.config))
+    overridden = config_flags.get_override_values(FLAGS["config"])
+    logging.info("Config:\n%s", cli.format_config(FLAGS.config, overridden))
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (UserInputError, FileNotFoundError, TrainingDivergedError) as error:
     cli.quiet_exit_after_error()

@@ -39,10 +39,10 @@ def test_format_config_lists_override_names():
   config = ml_collections.ConfigDict({"seed": 0, "model": {"hidden": (256, 256), "tied": True},
                                       "data": {"name": "gmm", "manual_dir": None}})
 
-  assert cli.format_config(config).splitlines() == [
+  assert cli.format_config(config, overridden=["model.tied", "seed"]).splitlines() == [
       "  data.manual_dir = None",
       "  data.name = 'gmm'",
       "  model.hidden = (256, 256)",
-      "  model.tied = True",
-      "  seed = 0",
+      "  model.tied = True  # set on the command line",
+      "  seed = 0  # set on the command line",
   ]

@@ -66,3 +66,7 @@ def test_override_sets_steps(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   assert "step 4/4" in result.stderr
   assert os.path.isdir(tmp_path / "checkpoints" / "4")
+  # The config listing marks the overrides.
+  assert "  num_steps = 4  # set on the command line" in result.stderr
+  assert "  model.hidden = (8, 8)  # set on the command line" in result.stderr
+  assert "  seed = 0\n" in result.stderr
