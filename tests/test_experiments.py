@@ -61,3 +61,28 @@ def test_compare_variants_writes_report_under_workdir(tmp_path):
 def test_bad_flags_exit_with_one_line(datasets, seeds, message):
   with pytest.raises(SystemExit, match=message):
     runs.check_flags(datasets, seeds, None)
+
+
+def test_evaluator_smoothing_writes_figures(tmp_path):
+  from tests.test_fashion_mnist import write_fake_idx_folder
+
+  fashion_dir = tmp_path / "fashion"
+  fashion_dir.mkdir()
+  write_fake_idx_folder(fashion_dir, num_train=200, num_test=100)
+  command = [sys.executable, "-m", "experiments.evaluator_smoothing", "--steps=2",
+             f"--workdir={tmp_path}", f"--fashion_mnist_dir={fashion_dir}",
+             f"--tfds_data_dir={tmp_path / 'tfds'}"]
+  environment = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+  result = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True,
+                          text=True, timeout=300)
+
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(tmp_path / "evaluator_smoothing.json") as handle:
+    records = json.load(handle)
+  assert [record["label_smoothing"] for record in records] == [0.0, 0.1]
+  for record in records:
+    assert 0.0 <= record["test_accuracy"] <= 1.0
+    assert record["median_feature_norm"] > 0
+    assert record["frechet_distance_shoes_bags"] >= 0
+    assert record["frechet_distance_bag_halves"] >= 0
+  assert len(os.listdir(tmp_path / "evaluators")) == 2
