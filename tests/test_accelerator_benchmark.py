@@ -96,3 +96,14 @@ def test_command_checks_flags_first(tmp_path, argument, message):
   assert result.returncode != 0
   assert message in result.stderr
   assert not (tmp_path / "result.json").exists()
+
+
+def test_table_peak_counts_every_accelerator():
+  record = {"config": "configs/shoes_bags.py", "config_data_name": "pix2pix",
+            "compute_dtype": "bfloat16", "upsample": "auto",
+            "batch_size": 256, "images_per_second": 900.0, "seconds_per_iteration": 0.28,
+            "gflops_per_second": 2000.0, "matmul_peak_gflops_per_second": 400.0,
+            "matmul_peak_devices": 8, "fraction_of_matmul_peak": 0.625,
+            "compile_seconds": 30.0, "peak_memory_bytes": 2**30}
+  row = accelerator_benchmark.results_table([record]).splitlines()[-1]
+  assert "| 2000 | 3200 | 62% |" in row
