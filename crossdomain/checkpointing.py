@@ -24,7 +24,6 @@ from crossdomain.errors import UserInputError
 from crossdomain.steps import TrainState
 
 STATE_ITEMS = ("generators", "discriminators", "optimizers", "progress")
-BEST_RANK = "best_rank"
 META_ITEM = "meta"
 
 # Config sections whose values decide the shapes of the saved arrays. A
@@ -193,19 +192,29 @@ def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+class _KeepStep(ocp.checkpoint_managers.PreservationPolicy):
+  """Preservation policy that keeps the checkpoint of one step, which can change."""
+
+  def __init__(self):
+    self.step: int | None = None
+
+  def should_preserve(self, checkpoints, *, context) -> list[bool]:
+    del context
+    return [info.step == self.step for info in checkpoints]
+
+
 class Checkpoints:
-  """The checkpoints of one run: the latest `config.keep_checkpoints` of them."""
+  """The checkpoints of one run: the latest `config.keep_checkpoints` of them and the best."""
 
   def __init__(self, workdir: str, config: ml_collections.ConfigDict, meta: dict[str, Any]):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._meta = meta
-    # The run's selection ranks each evaluated step (see `save`); BestN keeps
-    # the highest rank, the best step so far, beside the latest ones.
-    best = ocp.checkpoint_managers.BestN(
-        get_metric_fn=lambda metrics: metrics[BEST_RANK], n=1,
-        keep_checkpoints_without_metrics=False)
+    # The best step is told by `save` and read back by `restore`, so it
+    # survives a resume. Orbax's BestN would rank metrics that it writes
+    # only when best_fn is set.
+    self._best = _KeepStep()
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
-        [ocp.checkpoint_managers.LatestN(config.keep_checkpoints), best])
+        [ocp.checkpoint_managers.LatestN(config.keep_checkpoints), self._best])
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policy,
         # Temporary folders of saves that a killed run left behind.
@@ -217,21 +226,22 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, state: TrainState, metrics: dict[str, float] | None = None,
+  def save(self, state: TrainState, best_step: int | None = None,
            extra: dict[str, Any] | None = None) -> None:
     """Start an asynchronous save of `state` under its step.
 
     Args:
       state: the train state.
-      metrics: {BEST_RANK: rank} for evaluated steps, where rank grows with
-        each new best step and is -1 for other evaluated steps; None for
-        steps that were not evaluated.
-      extra: more JSON-serializable facts to store in the meta item.
+      best_step: the run's best step so far, whose checkpoint is kept beside
+        the latest ones; None keeps the one known before.
+      extra: more JSON-serializable facts to store in the meta item. A
+        "selection" entry with a "best_step" tells `restore` which step to keep.
     """
+    if best_step is not None:
+      self._best.step = best_step
     items = {name: ocp.args.StandardSave(tree) for name, tree in _split(state).items()}
     items[META_ITEM] = ocp.args.JsonSave({**self._meta, **(extra or {})})
-    self._manager.save(int(state.step), args=ocp.args.Composite(**items), metrics=metrics,
-                       force=True)
+    self._manager.save(int(state.step), args=ocp.args.Composite(**items), force=True)
 
   def read_meta(self, step: int) -> dict[str, Any]:
     return self._manager.restore(step, args=ocp.args.Composite(
@@ -248,6 +258,7 @@ class Checkpoints:
     except Exception as error:  # orbax and TensorStore raise many kinds
       raise unreadable(self.directory, step, self._manager.all_steps(), error) from error
     _check_fits(saved, self._meta, step, self.directory)
+    self._best.step = (saved.get("selection") or {}).get("best_step")
     changes = describe_changes(saved, self._meta)
     if changes:
       logging.warning("Resuming step %d with settings other than the checkpoint's:\n  %s",

@@ -229,8 +229,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
     logging.info("step %d/%d: %s | %.2f steps/s, %s left", done, config.num_steps,
                  losses_text, rate, reporting.format_duration(seconds_left))
 
-  def evaluate(done: int) -> dict | None:
-    """Measure translation quality; return the metrics that rank this step's checkpoint."""
+  def evaluate(done: int) -> None:
+    """Measure translation quality and update the best-step record."""
     outputs = translate_all(translate, state, *eval_inputs, mesh, config.eval.batch_size)
     arrays = {"a": eval_inputs[0], "b": eval_inputs[1], **outputs}
     report = quality(arrays)
@@ -245,9 +245,6 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
                                  selection.ideal_state(False, report.details))
       plotting.save_eval_plot(os.path.join(workdir, "eval_metrics.png"), selection.history,
                               selection.metric, selection.best_step, selection.restarted_at)
-    # A rank instead of the metric itself, so that BestN keeps exactly the
-    # step the selection chose, also among equal values.
-    return {checkpointing.BEST_RANK: len(selection.history) if improved else -1}
 
   done = start_step
   stopped_early = False
@@ -286,12 +283,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
           other_seconds["sample"] = time.perf_counter() - started
           progress.exclude(other_seconds["sample"])
 
-        evaluated = None
-        if quality is not None and _due(done, config.eval.every, config.num_steps):
+        evaluated = quality is not None and _due(done, config.eval.every, config.num_steps)
+        if evaluated:
           divergence.check_metrics(pending)
           pending = []
           started = time.perf_counter()
-          evaluated = evaluate(done)
+          evaluate(done)
           other_seconds["eval"] = time.perf_counter() - started
           progress.exclude(other_seconds["eval"])
           stopped_early = selection.should_stop
@@ -307,7 +304,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
           pending = []
           started = time.perf_counter()
           divergence.check_state(state)
-          checkpoints.save(state, metrics=evaluated, extra={"selection": {
+          checkpoints.save(state, best_step=selection.best_step, extra={"selection": {
               "best_step": selection.best_step, "best_metrics": selection.best_metrics,
               "evaluations_since_best": selection.evaluations_since_best,
               "restarted_at": selection.restarted_at, "measure": measure}})

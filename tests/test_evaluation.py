@@ -192,6 +192,20 @@ def test_toy_run_keeps_best_checkpoint_and_stops_early(tmp_path):
   assert int(again.step) == 6
 
 
+def test_resumed_run_keeps_best_checkpoint(tmp_path):
+  # No evaluation after the first beats it by min_delta, so step 2 stays best.
+  config = runs.tiny_config(num_steps=4, checkpoint_every=100, keep_checkpoints=1,
+                            **{"eval.every": 2, "eval.patience": 0, "eval.min_delta": 10.0})
+  train.train_and_evaluate(config, str(tmp_path))
+  assert runs.saved_steps(str(tmp_path)) == [2, 4]
+
+  config.num_steps = 8
+  train.train_and_evaluate(config, str(tmp_path))
+  assert runs.saved_steps(str(tmp_path)) == [2, 8]
+  with open(tmp_path / "ideal_state.json") as handle:
+    assert json.load(handle)["step"] == 2
+
+
 def test_resume_under_other_measure_restarts_best_record(tmp_path, caplog):
   config = runs.tiny_config(num_steps=100, checkpoint_every=100, keep_checkpoints=1,
                             **{"eval.every": 2, "eval.patience": 2, "eval.min_delta": 10.0})
