@@ -209,9 +209,9 @@ class Checkpoints:
   def __init__(self, workdir: str, config: ml_collections.ConfigDict, meta: dict[str, Any]):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._meta = meta
-    # The best step is told by `save` and read back by `restore`, so it
-    # survives a resume. Orbax's BestN would rank metrics that it writes
-    # only when best_fn is set.
+    # `save` sets the best step and `restore` reads it back from the meta
+    # item, so it survives a resume. Orbax's BestN ranks metrics that orbax
+    # writes to disk only when best_fn is set.
     self._best = _KeepStep()
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
         [ocp.checkpoint_managers.LatestN(config.keep_checkpoints), self._best])
