@@ -212,22 +212,34 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
   # Seconds of the last sample figures and the last evaluation, for the time left.
   other_seconds = {"sample": 0.0, "eval": 0.0}
 
-  def other_seconds_left(done: int) -> float:
+  def other_seconds_left(done: int) -> tuple[float, list[str]]:
+    """Return the seconds of the sample figures and evaluations still due, and those not run yet.
+
+    Each kind is counted at its last duration. The kinds that have not run
+    yet have no duration, so they are returned by name.
+    """
     periods = {"sample": config.sample_every, "eval": config.eval.every if quality else 0}
-    return sum(other_seconds[kind] * _count_due(done, period, config.num_steps)
-               for kind, period in periods.items() if period)
+    seconds, untimed = 0.0, []
+    for kind, period in periods.items():
+      due = _count_due(done, period, config.num_steps) if period else 0
+      seconds += other_seconds[kind] * due
+      if due and not other_seconds[kind]:
+        untimed.append({"sample": "sample figures", "eval": "evaluations"}[kind])
+    return seconds, untimed
 
   def log_period(done: int) -> None:
     """Write and log the mean metrics of the steps since the last period."""
     scalars = reporting.mean_metrics(window)
     window.clear()
-    rate, seconds_left = progress.update(done, other_seconds_left(done))
+    other_seconds_due, untimed = other_seconds_left(done)
+    rate, seconds_left = progress.update(done, other_seconds_due)
     writer.write(done, {**scalars, "steps_per_second": rate})
     losses_text = ", ".join(
         f"{name[6:]}={value:.4f}" for name, value in scalars.items()
         if name.startswith(("train_d_loss", "train_g_loss", "train_recon_")))
-    logging.info("step %d/%d: %s | %.2f steps/s, %s left", done, config.num_steps,
-                 losses_text, rate, reporting.format_duration(seconds_left))
+    untimed_text = f" plus {' and '.join(untimed)}, not timed yet" if untimed else ""
+    logging.info("step %d/%d: %s | %.2f steps/s, %s left%s", done, config.num_steps,
+                 losses_text, rate, reporting.format_duration(seconds_left), untimed_text)
 
   def evaluate(done: int) -> None:
     """Measure translation quality and update the best-step record."""

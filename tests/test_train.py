@@ -10,6 +10,7 @@ import pytest
 from configs import gmm as gmm_config
 from crossdomain import reporting, steps, train
 from crossdomain.models import build_networks
+from tests import runs
 
 
 def _tiny_config(**overrides):
@@ -170,3 +171,16 @@ def test_count_due_matches_due(after, period, last_step, expected):
   assert train._count_due(after, period, last_step) == expected
   assert expected == sum(train._due(step, period, last_step)
                          for step in range(after + 1, last_step + 1))
+
+
+def test_time_left_names_work_not_timed_yet(tmp_path, caplog):
+  config = runs.tiny_config(num_steps=8, log_every=2, sample_every=6, **{"eval.every": 4})
+  with caplog.at_level("INFO"):
+    train.train_and_evaluate(config, str(tmp_path))
+  lines = {record.args[0]: record.getMessage() for record in caplog.records
+           if " steps/s, " in record.msg}
+
+  # Each step logs before it draws figures or evaluates.
+  assert lines[4].endswith("left plus sample figures and evaluations, not timed yet")
+  assert lines[6].endswith("left plus sample figures, not timed yet")  # evaluated at 4
+  assert lines[8].endswith(" left")  # nothing is due after the last step
