@@ -189,7 +189,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
   sample_inputs = reporting.sample_inputs(domains, config.data.num_sample_examples)
 
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
-  measure = quality_lib.measure_settings(config)
+  measure = quality_lib.measure_settings(config, domains.contents)
   _restore_selection(selection, saved_selection, writer.history if is_writer else [], measure,
                      (len(domains.a.test), len(domains.b.test)), start_step)
   if selection.should_stop:

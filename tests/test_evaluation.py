@@ -236,6 +236,23 @@ def test_resume_under_other_measure_restarts_best_record(tmp_path, caplog):
   assert ideal["evaluations"] == 4
 
 
+def test_resume_with_changed_folder_restarts_best_record(tmp_path, caplog):
+  from tests.test_image_folders import tiny_run_config
+
+  config = tiny_run_config(tmp_path)
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  (tmp_path / "a" / "000.png").unlink()
+
+  config.num_steps = 4
+  with caplog.at_level("WARNING"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+
+  assert "data contents: '32 and 32 images, sha256 " in caplog.text
+  assert "-> '31 and 32 images, sha256 " in caplog.text
+  # The changed folder has an evaluator of its own.
+  assert len(os.listdir(tmp_path / "evaluators")) == 2
+
+
 def test_measure_settings_follow_what_changes_values():
   config = runs.tiny_config()
   settings = quality.measure_settings(config)
@@ -246,6 +263,15 @@ def test_measure_settings_follow_what_changes_values():
   assert quality.measure_settings(config)["data.num_test"] == 50
   config.eval.metric = "cycle_mse_a"
   assert quality.measure_settings(config)["eval.metric"] == "cycle_mse_a"
+  assert "data contents" not in settings
+  assert quality.measure_settings(config, "4 and 4 rows, sha256 0")["data contents"] == (
+      "4 and 4 rows, sha256 0")
+
+
+def test_settings_added_later_are_not_compared():
+  saved = quality.measure_settings(runs.tiny_config())
+  current = quality.measure_settings(runs.tiny_config(), "4 and 4 rows, sha256 0")
+  assert quality.measure_changes(saved, current, (32, 32)) == []
 
 
 def test_max_examples_beyond_held_out_changes_nothing():

@@ -67,6 +67,18 @@ def folders_config(folder_a, folder_b, image_size=SIZE):
   return config
 
 
+def tiny_run_config(tmp_path):
+  """Return a run config of two 32-image folders under tmp_path, 8x8, evaluated at step 2."""
+  config = image_folders_config.get_config()
+  config.data = folders_config(write_color_folder(tmp_path / "a", 32),
+                               write_color_folder(tmp_path / "b", 32), image_size=8)
+  config.data.batch_size = 8
+  config.update({"num_steps": 2, "log_every": 1, "sample_every": 100, "checkpoint_every": 2})
+  config.eval.update({"every": 2, "evaluator_steps": 2, "max_examples": 8,
+                      "evaluator_dir": str(tmp_path / "evaluators")})
+  return config
+
+
 def test_find_images_skips_and_logs_bad_files(tmp_path, caplog):
   readable = write_mixed_folder(tmp_path)
   with caplog.at_level(logging.WARNING):
@@ -214,3 +226,17 @@ def test_missing_folder_names_its_field(tmp_path):
   config = folders_config(write_color_folder(tmp_path / "a", 4), str(tmp_path / "absent"))
   with pytest.raises(image_folders.ImageFolderNotFoundError, match="check data.folder_b$"):
     data_lib.load(config, seed=0)
+
+
+def test_contents_follow_files_not_places(tmp_path):
+  config = folders_config(write_color_folder(tmp_path / "a", 8),
+                          write_color_folder(tmp_path / "b", 8))
+  contents = data_lib.load(config, seed=0).contents
+  assert contents.startswith("8 and 8 images, sha256 ")
+
+  (tmp_path / "a").rename(tmp_path / "moved")
+  config.folder_a = str(tmp_path / "moved")
+  assert data_lib.load(config, seed=0).contents == contents
+
+  Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "moved" / "extra.png")
+  assert data_lib.load(config, seed=0).contents.startswith("9 and 8 images, sha256 ")

@@ -7,6 +7,9 @@ and decode them batch by batch. Held-out examples are always in memory.
 """
 
 import dataclasses
+import hashlib
+import json
+import os
 
 import ml_collections
 import numpy as np
@@ -56,11 +59,20 @@ class Domain:
 
 @dataclasses.dataclass(frozen=True)
 class DomainPair:
-  """Domains A and B; `mixtures` contains their known densities for the toy, else None."""
+  """Domains A and B.
+
+  Attributes:
+    a, b: the two domains.
+    mixtures: the known densities of the toy's domains, else None.
+    contents: for data that the config names by location (image folders,
+      CSV files), a summary of what was found there: the number of examples
+      and a digest of the files. None where the config fixes the data.
+  """
 
   a: Domain
   b: Domain
   mixtures: tuple[gmm.Mixture, gmm.Mixture] | None = None
+  contents: str | None = None
 
   @property
   def is_image(self) -> bool:
@@ -161,31 +173,43 @@ def _load_image_folders(config: ml_collections.ConfigDict, seed: int) -> DomainP
 
   _check_image_size(config)
   image_folders.check_channels(config.channels)
-  domains = []
+  domains, digest, counts = [], hashlib.sha256(), []
   for domain, field in enumerate(("folder_a", "folder_b")):
     folder = _required(config, field)
     paths = np.array(image_folders.find_images(folder, config.image_size, config.channels,
                                                f"data.{field}"), dtype=object)
+    # Names relative to the folder and sizes: the folder may move, and its
+    # files may be copied with new times.
+    digest.update(json.dumps([(os.path.relpath(path, folder), os.path.getsize(path))
+                              for path in paths]).encode())
+    counts.append(len(paths))
     train, test = _hold_out(len(paths), config, seed, domain, f"image folder {folder}")
     train_source = image_folders.ImageFiles(paths[train], config.image_size, config.channels)
     test_source = image_folders.ImageFiles(paths[test], config.image_size, config.channels)
     domains.append(Domain(train_source, np.zeros(len(train), np.int64),
                           pipeline.decode_examples(test_source), np.zeros(len(test), np.int64)))
-  return DomainPair(domains[0], domains[1])
+  return DomainPair(domains[0], domains[1], contents=_contents(counts, "images", digest))
 
 
 def _load_csv(config: ml_collections.ConfigDict, seed: int) -> DomainPair:
   from crossdomain.data import csv_vectors
 
-  domains = []
+  domains, digest, counts = [], hashlib.sha256(), []
   for domain, field in enumerate(("csv_a", "csv_b")):
     path = _required(config, field)
     vectors, header = csv_vectors.read_table(path)
+    digest.update(json.dumps(header).encode() + vectors.tobytes())
+    counts.append(len(vectors))
     train, test = _hold_out(len(vectors), config, seed, domain, f"CSV file {path}")
     domains.append(Domain(vectors[train], np.zeros(len(train), np.int64),
                           vectors[test], np.zeros(len(test), np.int64),
                           None if header is None else tuple(header)))
-  return DomainPair(domains[0], domains[1])
+  return DomainPair(domains[0], domains[1], contents=_contents(counts, "rows", digest))
+
+
+def _contents(counts: list[int], unit: str, digest) -> str:
+  """Return DomainPair.contents: the examples of each domain and the first digits of `digest`."""
+  return f"{counts[0]} and {counts[1]} {unit}, sha256 {digest.hexdigest()[:12]}"
 
 
 _LOADERS = {

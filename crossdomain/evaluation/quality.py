@@ -176,15 +176,18 @@ DATA_LOCATIONS = ("folder_a", "folder_b", "csv_a", "csv_b", "manual_dir", "tfds_
                   "fashion_mnist_dir")
 # Data settings that change neither the examples nor the held-out split.
 _BATCHING = ("batch_size", "num_sample_examples")
-# Left out of the evaluator's cache key. The paths of image folders and CSV
-# files stay in it, because they are what tells two pairs of domains apart.
-_NOT_IN_DATA_KEY = _BATCHING + ("manual_dir", "tfds_data_dir", "fashion_mnist_dir")
 
 
-def _data_key(config: ml_collections.ConfigDict) -> str:
-  """Return a short digest of the data config, so each pair of domains gets its own evaluator."""
+def _data_key(config: ml_collections.ConfigDict, contents: str | None) -> str:
+  """Return a short digest of the data, so each pair of domains gets its own evaluator.
+
+  The data's settings and `contents` (DomainPair.contents) decide it, not
+  where the files are, so folders that move keep their evaluator and a
+  folder whose files change gets a new one.
+  """
   fields = {name: value for name, value in config.to_dict().items()
-            if name not in _NOT_IN_DATA_KEY}
+            if name not in _BATCHING + DATA_LOCATIONS}
+  fields["contents"] = contents
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -198,17 +201,21 @@ _MEASURE_FIELDS = ("metric", "max_examples", "evaluator_steps", "evaluator_examp
                    "evaluator_seed", "min_share")
 
 
-def measure_settings(config: ml_collections.ConfigDict) -> dict:
+def measure_settings(config: ml_collections.ConfigDict, contents: str | None = None) -> dict:
   """Return the settings that decide evaluation values and the ranking of steps, in JSON types.
 
   Evaluations made under other settings cannot be compared with each other:
   a run resumed with other settings starts its best-step record anew.
+  `contents` is DomainPair.contents, for data found at a location.
   """
   data = json.loads(config.data.to_json())
-  return {"version": MEASURE_VERSION, "seed": config.seed,
-          **{f"data.{name}": value for name, value in sorted(data.items())
-             if name not in _BATCHING + DATA_LOCATIONS},
-          **{f"eval.{field}": config.eval[field] for field in _MEASURE_FIELDS}}
+  settings = {"version": MEASURE_VERSION, "seed": config.seed,
+              **{f"data.{name}": value for name, value in sorted(data.items())
+                 if name not in _BATCHING + DATA_LOCATIONS},
+              **{f"eval.{field}": config.eval[field] for field in _MEASURE_FIELDS}}
+  if contents is not None:
+    settings["data contents"] = contents
+  return settings
 
 
 def measure_changes(saved: dict, current: dict, held_out: tuple[int, int]) -> list[str]:
@@ -216,6 +223,8 @@ def measure_changes(saved: dict, current: dict, held_out: tuple[int, int]) -> li
 
   `held_out` is the number of held-out examples of each domain. Evaluations
   read at most that many, so eval.max_examples counts only up to it.
+  Settings that `saved` lacks were added to this package after it was
+  written, so they are not compared.
   """
   def effective(settings: dict, name: str):
     value = settings.get(name)
@@ -224,8 +233,7 @@ def measure_changes(saved: dict, current: dict, held_out: tuple[int, int]) -> li
     return value
 
   return [f"{name}: {saved.get(name)!r} -> {current.get(name)!r}"
-          for name in sorted(set(saved) | set(current))
-          if effective(saved, name) != effective(current, name)]
+          for name in sorted(saved) if effective(saved, name) != effective(current, name)]
 
 
 def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair):
@@ -273,7 +281,7 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
   seed = config.eval.evaluator_seed
   # The smoothing is in the key, so that evaluators cached before it was
   # used are not loaded in its place.
-  key = (f"{config.data.name}_{_data_key(config.data)}_{shape}_"
+  key = (f"{config.data.name}_{_data_key(config.data, domains.contents)}_{shape}_"
          f"{config.eval.evaluator_steps}steps_seed{seed}_"
          f"smooth{classifier.DOMAIN_PAIR_LABEL_SMOOTHING:g}")
   train_a = domains.a.train_sample(config.eval.evaluator_examples, seed)
