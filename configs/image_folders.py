@@ -24,7 +24,9 @@ def get_config():
   config.data.image_size = 64  # a power of two of at least 8
   config.data.channels = 3  # 3 for RGB, 1 for grayscale
   # Share of each folder's images held out for figures and evaluation, drawn
-  # from the seed: at least one image and at most max_test_examples.
+  # from the seed, at most max_test_examples. Evaluation needs at least 8
+  # held-out images per folder. Folders of fewer than 150 images need a
+  # larger share, which the error at start names.
   config.data.test_fraction = 0.05
   config.data.max_test_examples = 500
 

@@ -315,20 +315,23 @@ def test_runs_of_every_seed_share_one_evaluator(tmp_path):
   assert len(os.listdir(config.eval.evaluator_dir)) == 2
 
 
-@pytest.mark.parametrize("config_name, max_examples, remedy", [
-    ("image_folders", 3000, "raise data.test_fraction or add images"),
-    ("shoes_bags", 3000, "add images to the dataset's validation split"),
-    ("shoes_bags", 4, "raise eval.max_examples"),
+@pytest.mark.parametrize("config_name, max_examples, train_count, remedy", [
+    ("image_folders", 3000, 34, "set data.test_fraction to 0.19 or more for its 40 images"),
+    ("image_folders", 3000, 6, "add images: it has 12"),
+    ("shoes_bags", 3000, 6, "add images to the dataset's validation split"),
+    ("shoes_bags", 4, 6, "raise eval.max_examples"),
 ])
-def test_too_few_held_out_images_names_the_fix(config_name, max_examples, remedy):
+def test_too_few_held_out_images_names_the_fix(config_name, max_examples, train_count, remedy):
   import importlib
 
   from crossdomain import data as data_lib
 
   config = importlib.import_module(f"configs.{config_name}").get_config()
   config.eval.max_examples = max_examples
-  images = np.zeros((6, 8, 8, 3), np.uint8)
-  domain = data_lib.Domain(images, np.zeros(6, np.int64), images, np.zeros(6, np.int64))
+  train_images = np.zeros((train_count, 8, 8, 3), np.uint8)
+  test_images = np.zeros((6, 8, 8, 3), np.uint8)
+  domain = data_lib.Domain(train_images, np.zeros(train_count, np.int64), test_images,
+                           np.zeros(6, np.int64))
   with pytest.raises(UserInputError, match=f"domain A has [46] held-out images for evaluation, "
                                            f"which needs at least 8; {remedy}$"):
     quality.make_quality(config, data_lib.DomainPair(domain, domain))

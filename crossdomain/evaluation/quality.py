@@ -14,6 +14,7 @@ features and predictions of an evaluator classifier trained on real data.
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 
 import ml_collections
@@ -261,8 +262,14 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
     if count < MIN_HELD_OUT:
       if config.eval.max_examples < MIN_HELD_OUT:
         remedy = "raise eval.max_examples"
+      elif config.data.get("max_test_examples", MIN_HELD_OUT) < MIN_HELD_OUT:
+        remedy = f"raise data.max_test_examples to {MIN_HELD_OUT} or more"
       elif "test_fraction" in config.data:
-        remedy = "raise data.test_fraction or add images"
+        total = domain.num_train + len(domain.test)
+        # The held-out count is round(test_fraction * total), see data._hold_out.
+        fraction = math.ceil((MIN_HELD_OUT - 0.5) / total * 100) / 100
+        remedy = (f"set data.test_fraction to {fraction:.2f} or more for its {total} images"
+                  if fraction < 0.5 else f"add images: it has {total}")
       else:  # pix2pix and Fashion-MNIST hold out their validation or test split
         remedy = "add images to the dataset's validation split"
       raise UserInputError(f"domain {name} has {count} held-out images for evaluation, which "
