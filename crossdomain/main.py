@@ -4,6 +4,7 @@ Override any config field with --config.FIELD=VALUE, for example
 --config.num_steps=2000 or --config.loss.variant=gan.
 """
 
+import os
 import re
 import sys
 
@@ -33,6 +34,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
     FLAGS.config.to_dict()  # a config file that failed to load raises here
     return remaining
   except OSError as error:
+    missing = _missing_config_file(argv)
+    if missing:
+      sys.exit(f"FATAL Flags parsing error: {missing}")
     cause = error.__cause__ or error
     sys.exit(f"FATAL Flags parsing error: --config could not be loaded: {cause}")
   except (AttributeError, KeyError) as error:
@@ -46,6 +50,21 @@ def _parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as error:
     message = _describe_override_error(str(error)) or str(error)
     sys.exit(f"FATAL Flags parsing error: {message}\nPass --helpshort or --helpfull to see help.")
+
+
+def _missing_config_file(argv: list[str]) -> str | None:
+  """Describe the --config file of `argv` if it does not exist, with the files beside it."""
+  values = [argument.split("=", 1)[1] for argument in argv if argument.startswith("--config=")]
+  if not values:
+    return None
+  path = values[-1].split(":", 1)[0]  # a config file may take an argument after a colon
+  if os.path.exists(path):
+    return None
+  folder = os.path.dirname(path) or "."
+  known = sorted(name for name in os.listdir(folder) if name.endswith(".py")
+                 and not name.startswith("_")) if os.path.isdir(folder) else []
+  listing = f"; {folder} contains {', '.join(known)}" if known else ""
+  return f"config file {path} not found{listing}"
 
 
 # The kind of value each type of config field expects, for error messages.

@@ -30,13 +30,20 @@ def hold(workdir: str):
   the end, as after an error in setup, is removed again.
 
   Raises:
-    UserInputError: another process has the lock.
+    UserInputError: the workdir is a file or cannot be created, or another
+      process has the lock.
   """
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserInputError(f"--workdir {workdir} is a file; pass a folder for the run")
   if fcntl is None:
     yield
     return
   created = not os.path.exists(workdir)
-  os.makedirs(workdir, exist_ok=True)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as error:
+    raise UserInputError(f"failed to create --workdir {workdir}: {error.strerror}; pass a folder "
+                         "that this user can write to") from None
   path = os.path.join(workdir, LOCK_FILENAME)
   with open(path, "a+") as handle:
     try:

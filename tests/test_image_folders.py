@@ -87,10 +87,18 @@ def test_find_images_skips_and_logs_bad_files(tmp_path, caplog):
 
   warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
   assert len(warnings) == 1
-  assert "Skipped 3 files" in warnings[0]
+  assert warnings[0].startswith(f"Skipped 3 files that are not readable images in {tmp_path}: ")
   for name in ("truncated.jpg", "notes.txt", "nested/empty.png"):
     assert name in warnings[0]
   assert ".DS_Store" not in warnings[0]
+
+  (tmp_path / "truncated.jpg").unlink()
+  (tmp_path / "notes.txt").unlink()
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    image_folders.find_images(str(tmp_path), SIZE, 3)
+  assert (f"Skipped 1 file that is not a readable image in {tmp_path}: nested/empty.png"
+          in caplog.text)
 
 
 def test_image_modes_become_rgb(tmp_path):
@@ -145,7 +153,7 @@ def test_folder_without_images_raises(tmp_path):
 
 
 def test_invalid_channels_raises():
-  with pytest.raises(UserInputError, match="data.channels must be 1 or 3, got 4"):
+  with pytest.raises(UserInputError, match="config.data.channels must be 1 or 3, got 4"):
     image_folders.ImageFiles([], SIZE, 4)
 
 

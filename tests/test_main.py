@@ -36,6 +36,19 @@ def test_bad_input_exits_with_message(tmp_path, override, message):
   assert "Traceback" not in result.stderr
 
 
+def test_missing_config_file_lists_configs(tmp_path):
+  command = [sys.executable, "-m", "crossdomain.main", "--config=configs/gmmm.py",
+             f"--workdir={tmp_path}"]
+  result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  configs = sorted(name for name in os.listdir(os.path.join(REPOSITORY, "configs"))
+                   if name.endswith(".py") and not name.startswith("_"))
+  assert "gmm.py" in configs
+  assert result.stderr.strip().splitlines() == [
+      "FATAL Flags parsing error: config file configs/gmmm.py not found; configs contains "
+      + ", ".join(configs)]
+
+
 def test_package_quiets_tensorflow_notices():
   environment = {name: value for name, value in os.environ.items()
                  if name not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}

@@ -191,7 +191,7 @@ def test_unknown_dataset_and_half_raise(data_dir):
   with pytest.raises(UserInputError, match="unknown pix2pix dataset 'edges2cats'"):
     pix2pix.prepare_builder("edges2cats", tfds_data_dir=data_dir)
   builder = pix2pix.prepare_builder("edges2shoes", tfds_data_dir=data_dir)
-  with pytest.raises(UserInputError, match="half_a and data.half_b must be one of"):
+  with pytest.raises(UserInputError, match="config.data.half_a and half_b must be one of"):
     pix2pix.Pix2PixImages(builder, "train", "left", 16)
 
 

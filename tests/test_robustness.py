@@ -230,6 +230,15 @@ def test_second_run_on_a_busy_workdir_stops(tmp_path):
   assert int(train.train_and_evaluate(runs.tiny_config(num_steps=2), str(tmp_path)).step) == 2
 
 
+def test_workdir_that_is_a_file_is_rejected(tmp_path):
+  workdir = tmp_path / "run"
+  workdir.write_text("notes\n")
+  with pytest.raises(UserInputError, match=f"--workdir {workdir} is a file; pass a folder"):
+    train.train_and_evaluate(runs.tiny_config(num_steps=2), str(workdir))
+
+  assert workdir.read_text() == "notes\n"
+
+
 def test_failed_setup_leaves_no_workdir(tmp_path):
   workdir = tmp_path / "run"
   with pytest.raises(UserInputError, match="batch_size"):

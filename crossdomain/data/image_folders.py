@@ -38,7 +38,7 @@ class ImageFolderNotFoundError(UserInputError, FileNotFoundError):
 def check_channels(channels: int) -> None:
   """Raise UserInputError unless channels is 1 (grayscale) or 3 (RGB)."""
   if channels not in (1, 3):
-    raise UserInputError(f"data.channels must be 1 or 3, got {channels!r}")
+    raise UserInputError(f"config.data.channels must be 1 or 3, got {channels!r}")
 
 
 def _decode_png_over_white(encoded: tf.Tensor) -> tf.Tensor:
@@ -213,9 +213,9 @@ def find_images(folder: str, image_size: int, channels: int,
     names = ", ".join(skipped[:_MAX_LOGGED_NAMES])
     if len(skipped) > _MAX_LOGGED_NAMES:
       names += f", and {len(skipped) - _MAX_LOGGED_NAMES} more"
-    logging.warning("Skipped %d %s in %s that %s not readable images: %s", len(skipped),
-                    "file" if len(skipped) == 1 else "files", folder,
-                    "is" if len(skipped) == 1 else "are", names)
+    what = "file that is not a readable image" if len(skipped) == 1 else (
+        "files that are not readable images")
+    logging.warning("Skipped %d %s in %s: %s", len(skipped), what, folder, names)
   if not images:
     raise UserInputError(f"image folder {folder} contains no readable images "
                          f"({len(paths)} files, none of them a readable {IMAGE_FORMATS} "

@@ -225,7 +225,7 @@ class Pix2PixImages(pipeline.FileSource):
       record_indices: which records of the split, in order; None for all.
     """
     if half not in HALVES:
-      raise UserInputError(f"data.half_a and data.half_b must be one of {HALVES}, "
+      raise UserInputError(f"config.data.half_a and half_b must be one of {HALVES}, "
                            f"got {half!r}")
     self._records = builder.as_data_source(
         split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)

@@ -45,8 +45,8 @@ class Networks:
 
 def _dtype(config: ml_collections.ConfigDict):
   if config.compute_dtype not in COMPUTE_DTYPES:
-    raise UserInputError(f"model.compute_dtype must be 'float32' or 'bfloat16', "
-                     f"got {config.compute_dtype!r}")
+    raise UserInputError(f"config.model.compute_dtype must be 'float32' or 'bfloat16', "
+                         f"got {config.compute_dtype!r}")
   return jnp.dtype(config.compute_dtype)
 
 
