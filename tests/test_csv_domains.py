@@ -29,9 +29,18 @@ def test_read_with_header(tmp_path):
   assert vectors.tolist() == [[1, 2, 3], [-4.5, 0.5, 6]]
 
 
-def test_read_without_header(tmp_path):
+def test_read_without_header(tmp_path, caplog):
   path = write(tmp_path / "a.csv", "1,2\n3,4\n\n5,6\n")
-  assert csv_vectors.read_vectors(path).tolist() == [[1, 2], [3, 4], [5, 6]]
+  with caplog.at_level("INFO"):
+    assert csv_vectors.read_vectors(path).tolist() == [[1, 2], [3, 4], [5, 6]]
+  assert f"Read 3 rows of 2 columns from {path}, skipping 1 blank line" in caplog.text
+
+
+def test_read_logs_header(tmp_path, caplog):
+  path = write(tmp_path / "a.csv", "x,y\n1,2\n")
+  with caplog.at_level("INFO"):
+    csv_vectors.read_table(path)
+  assert caplog.text.rstrip().endswith(f"Read 1 row of 2 columns from {path}, after a header row")
 
 
 def test_read_ignores_byte_order_mark(tmp_path):

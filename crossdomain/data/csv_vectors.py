@@ -10,6 +10,7 @@ import math
 import os
 
 import numpy as np
+from absl import logging
 
 from crossdomain.errors import UserInputError
 
@@ -79,7 +80,7 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
   if not os.path.isfile(path):
     raise CsvFileNotFoundError(f"CSV file {path} does not exist; check data.csv_a and data.csv_b")
 
-  rows, header = [], None
+  rows, header, blank_lines = [], None, 0
   num_columns = None  # set by the first non-blank row
   with open(path, newline="", encoding="utf-8-sig") as file:
     reader = csv.reader(file)
@@ -92,6 +93,7 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
                                "close each quote on the line where it opens")
         cells = [cell.strip() for cell in cells]
         if not any(cells):
+          blank_lines += 1
           continue
         is_first_row = num_columns is None
         if is_first_row:
@@ -106,4 +108,9 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
   if not rows:
     raise UserInputError(f"CSV file {path} contains no data rows; expected one row of numbers "
                          "per example")
+  logging.info("Read %d %s of %d columns from %s%s%s", len(rows),
+               "row" if len(rows) == 1 else "rows", num_columns, path,
+               ", after a header row" if header else "",
+               f", skipping {blank_lines} blank {'line' if blank_lines == 1 else 'lines'}"
+               if blank_lines else "")
   return np.asarray(rows, np.float32), header
