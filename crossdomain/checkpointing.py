@@ -192,6 +192,11 @@ def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+def _best_step(meta: dict[str, Any] | None) -> int | None:
+  """Return the best step that a meta item's selection entry names, if any."""
+  return ((meta or {}).get("selection") or {}).get("best_step")
+
+
 class _KeepStep(ocp.checkpoint_managers.PreservationPolicy):
   """Preservation policy that keeps the checkpoint of one step, which can change."""
 
@@ -209,8 +214,8 @@ class Checkpoints:
   def __init__(self, workdir: str, config: ml_collections.ConfigDict, meta: dict[str, Any]):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._meta = meta
-    # `save` sets the best step and `restore` reads it back from the meta
-    # item, so it survives a resume. Orbax's BestN ranks metrics that orbax
+    # `save` takes the best step from the selection entry of the meta item,
+    # and `restore` reads it back, so it survives a resume. Orbax's BestN ranks metrics that orbax
     # writes to disk only when best_fn is set.
     self._best = _KeepStep()
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
@@ -226,17 +231,17 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, state: TrainState, best_step: int | None = None,
-           extra: dict[str, Any] | None = None) -> None:
+  def save(self, state: TrainState, extra: dict[str, Any] | None = None) -> None:
     """Start an asynchronous save of `state` under its step.
 
     Args:
       state: the train state.
-      best_step: the run's best step so far, whose checkpoint is kept beside
-        the latest ones; None keeps the one known before.
-      extra: more JSON-serializable facts to store in the meta item. A
-        "selection" entry with a "best_step" tells `restore` which step to keep.
+      extra: more JSON-serializable facts to store in the meta item. Its
+        "selection" entry names the run's "best_step" so far, whose
+        checkpoint is kept beside the latest ones. Without one, the best
+        step known before is kept.
     """
+    best_step = _best_step(extra)
     if best_step is not None:
       self._best.step = best_step
     items = {name: ocp.args.StandardSave(tree) for name, tree in _split(state).items()}
@@ -258,7 +263,7 @@ class Checkpoints:
     except Exception as error:  # orbax and TensorStore raise many kinds
       raise unreadable(self.directory, step, self._manager.all_steps(), error) from error
     _check_fits(saved, self._meta, step, self.directory)
-    self._best.step = (saved.get("selection") or {}).get("best_step")
+    self._best.step = _best_step(saved)
     changes = describe_changes(saved, self._meta)
     if changes:
       logging.warning("Resuming step %d with settings other than the checkpoint's:\n  %s",

@@ -316,7 +316,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
           pending = []
           started = time.perf_counter()
           divergence.check_state(state)
-          checkpoints.save(state, best_step=selection.best_step, extra={"selection": {
+          checkpoints.save(state, extra={"selection": {
               "best_step": selection.best_step, "best_metrics": selection.best_metrics,
               "evaluations_since_best": selection.evaluations_since_best,
               "restarted_at": selection.restarted_at, "measure": measure}})
