@@ -108,11 +108,17 @@ class Translator:
     if not jnp.issubdtype(x.dtype, jnp.floating):
       raise UserInputError(f"inputs must be floats in model range, got dtype {x.dtype}. "
                            "Scale uint8 images to [-1, 1] with x / 127.5 - 1.")
+    finite = np.isfinite(np.asarray(x, np.float32))
+    if not finite.all():
+      raise UserInputError(f"the inputs contain {np.size(finite) - np.count_nonzero(finite)} "
+                           "values that are NaN or infinite; give finite values")
     if len(shape) == 3:
       low, high = float(x.min()), float(x.max())
       if low < -1.0 - _RANGE_TOLERANCE or high > 1.0 + _RANGE_TOLERANCE:
+        hint = ("Scale images in [0, 255] with x / 127.5 - 1" if high > 2.0 else
+                "Scale or clip them to [-1, 1]")
         raise UserInputError(f"images must be in [-1, 1], got values from {low:.4g} to "
-                             f"{high:.4g}. Scale images in [0, 255] with x / 127.5 - 1.")
+                             f"{high:.4g}. {hint}.")
     return x
 
 
@@ -183,13 +189,21 @@ def load_translator(workdir: str, step: str | int = "latest") -> Translator:
                     chosen, config, columns_a, columns_b)
 
 
-def read_images(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+def read_images(path: str, shape: tuple[int, int, int],
+                padded_from: int | None = None) -> tuple[np.ndarray, list[str]]:
   """Read the images at `path` as training reads them, in model range [-1, 1].
 
   `path` is one image file or a folder searched recursively. Each image is
   decoded, converted to the model's channels, center-cropped and resized by
   the training pipeline's function. In a folder, files that do not decode are
   skipped with one logged warning, as in training.
+
+  Args:
+    path: an image file or a folder.
+    shape: the model's [size, size, channels].
+    padded_from: the side of images that training padded with zeros to
+      `size`, such as Fashion-MNIST's 28; images of that side are padded
+      in the same way instead of resized.
 
   Returns:
     float32 [N, size, size, channels] and each image's name relative to the
@@ -205,8 +219,23 @@ def read_images(path: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, lis
   else:
     paths = image_folders.find_images(path, size, channels, field="--input")
     names = [os.path.relpath(found, path) for found in paths]
-  images = pipeline.decode_examples(image_folders.ImageFiles(paths, size, channels))
+  images = np.zeros((len(paths), size, size, channels), np.uint8)
+  is_small = np.array([padded_from is not None and _side(found) == padded_from
+                       for found in paths], bool)
+  for group, side in ((~is_small, size), (is_small, padded_from)):
+    if group.any():
+      decoded = pipeline.decode_examples(image_folders.ImageFiles(
+          [found for found, chosen in zip(paths, group) if chosen], side, channels))
+      border = (size - side) // 2
+      images[group, border:border + side, border:border + side] = decoded
   return pipeline.to_model_range(images).numpy(), names
+
+
+def _side(path: str) -> int | None:
+  """Return the side of a square image file from its header, or None for other shapes."""
+  with Image.open(path) as image:
+    width, height = image.size
+  return width if width == height else None
 
 
 def output_names(names: list[str]) -> list[str]:
@@ -286,7 +315,11 @@ def translate_path(translator: Translator, direction: str, input_path: str, outp
       written.append(path)
     return written
 
-  images, names = read_images(input_path, source_shape)
+  padded_from = None
+  if translator.config.data.name == "fashion_mnist":
+    from crossdomain.data import fashion_mnist  # here, because TensorFlow Datasets loads slowly
+    padded_from = fashion_mnist.IMAGE_SIZE
+  images, names = read_images(input_path, source_shape, padded_from)
   names = output_names(names)
   outputs = translator(images, direction)
   written += write_images(output, names, outputs["translated"])

@@ -212,7 +212,11 @@ def image_translator():
     (np.zeros((8, 8, 3), np.float32), "a2b", r"got \(8, 8, 3\)"),
     (np.zeros((0, 8, 8, 3), np.float32), "a2b", "no rows"),
     (np.zeros((2, 8, 8, 3), np.uint8), "a2b", "must be floats in model range, got dtype uint8"),
-    (np.full((2, 8, 8, 3), 255.0, np.float32), "a2b", r"must be in \[-1, 1\], got values from 255"),
+    (np.full((2, 8, 8, 3), 255.0, np.float32), "a2b",
+     r"must be in \[-1, 1\], got values from 255 to 255. Scale images in \[0, 255\] with"),
+    (np.full((2, 8, 8, 3), 1.01, np.float32), "a2b",
+     r"got values from 1.01 to 1.01. Scale or clip them to \[-1, 1\].$"),
+    (np.full((2, 8, 8, 3), np.nan, np.float32), "a2b", "contain 384 values that are NaN or infinite"),
 ])
 def test_translator_rejects_bad_inputs(image_translator, inputs, direction, message):
   with pytest.raises(UserInputError, match=message):
@@ -240,6 +244,33 @@ def test_images_read_as_in_training(image_translator, tmp_path):
     path = tmp_path / "out" / (os.path.splitext(name)[0] + ".png")
     got = np.asarray(Image.open(path), np.float64)
     assert np.abs(got - pixels).max() <= 1.0, name
+
+
+def test_fashion_mnist_images_are_padded_as_in_training(tmp_path):
+  from configs import fashion_shoes_bags
+
+  config = fashion_shoes_bags.get_config()
+  shape = (32, 32, 1)
+  networks = build_networks(config.model, shape, shape)
+  state = steps.init_state(networks, config, shape, shape)
+  translator = translate.Translator(networks, state.generator_params, state.generator_stats,
+                                    shape, shape, 0, config)
+  rng = np.random.default_rng(0)
+  original = rng.integers(0, 256, (28, 28), np.uint8)  # as in Fashion-MNIST's files
+  padded = rng.integers(0, 256, (32, 32), np.uint8)  # already padded by the user
+  (tmp_path / "in").mkdir()
+  Image.fromarray(original).save(tmp_path / "in" / "original.png")
+  Image.fromarray(padded).save(tmp_path / "in" / "padded.png")
+
+  translate.translate_path(translator, "a2b", str(tmp_path / "in"), str(tmp_path / "out"),
+                           with_reconstruction=False)
+
+  # Training pads the 28x28 images with 2 pixels of zeros on each side.
+  expected_inputs = np.stack([np.pad(original, 2), padded])[..., None] / 127.5 - 1.0
+  expected = translator(expected_inputs.astype(np.float32), "a2b")["translated"]
+  for index, name in enumerate(("original.png", "padded.png")):
+    got = np.asarray(Image.open(tmp_path / "out" / name), np.float64)
+    assert np.abs(got - np.round((expected[index, ..., 0] + 1.0) * 127.5)).max() <= 1.0, name
 
 
 def test_images_of_one_stem_keep_their_extensions(image_translator, tmp_path):
