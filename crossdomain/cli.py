@@ -1,11 +1,16 @@
 """Helpers shared by the command-line programs."""
 
 import logging
+import os
+import re
 import sys
 from collections.abc import Iterable
 
 import ml_collections
+from absl import flags
 from absl import logging as absl_logging
+
+FLAGS = flags.FLAGS
 
 
 # INFO records of other libraries that give a user nothing to act on, by
@@ -64,3 +69,72 @@ def quiet_exit_after_error() -> None:
   """
   sys.unraisablehook = lambda unraisable: None
   logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """Parse absl flags for app.run, reporting a bad --config in one line instead of a traceback.
+
+  For programs that define a config flag named `config`, which may be optional.
+  """
+  try:
+    remaining = FLAGS(argv)
+    # A config file that failed to load raises here, and a missing optional one is None.
+    if FLAGS.config is not None:
+      FLAGS.config.to_dict()
+    return remaining
+  except OSError as error:
+    missing = _missing_config_file(argv)
+    if missing:
+      sys.exit(f"FATAL Flags parsing error: {missing}")
+    cause = error.__cause__ or error
+    sys.exit(f"FATAL Flags parsing error: --config could not be loaded: {cause}")
+  except (AttributeError, KeyError) as error:
+    # ml_collections raises these for --config.FIELD overrides of fields that
+    # do not exist; the message names the field and a close match.
+    text = str(error)
+    field = re.search(r"[\w.]+", text)
+    hint = re.search(r"Did you mean [^?]*\?", text)
+    sys.exit(f"FATAL Flags parsing error: unknown config field "
+             f"'{field.group(0) if field else text}'. {hint.group(0) if hint else ''}".strip())
+  except flags.Error as error:
+    message = _describe_override_error(str(error)) or str(error)
+    sys.exit(f"FATAL Flags parsing error: {message}\nPass --helpshort or --helpfull to see help.")
+
+
+def _missing_config_file(argv: list[str]) -> str | None:
+  """Describe the --config file of `argv` if it does not exist, with the files beside it."""
+  values = [argument.split("=", 1)[1] for argument in argv if argument.startswith("--config=")]
+  if not values:
+    return None
+  path = values[-1].split(":", 1)[0]  # a config file may take an argument after a colon
+  if os.path.exists(path):
+    return None
+  folder = os.path.dirname(path) or "."
+  known = sorted(name for name in os.listdir(folder) if name.endswith(".py")
+                 and not name.startswith("_")) if os.path.isdir(folder) else []
+  listing = f"; {folder} contains {', '.join(known)}" if known else ""
+  return f"config file {path} not found{listing}"
+
+
+# The kind of value each type of config field expects, for error messages.
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+def _describe_override_error(text: str) -> str | None:
+  """Turn absl's message about a --config.FIELD=VALUE of the wrong type into one that names it.
+
+  Returns None when the message is about something else.
+  """
+  match = re.match(r"flag --config\.([\w.]+)=(.*?): ", text)
+  if not match:
+    return None
+  field, value = match.groups()
+  try:
+    default = FLAGS["config"].value
+    for name in field.split("."):
+      default = default[name]
+  except (AttributeError, KeyError, TypeError):
+    return None
+  example = str(default).lower() if isinstance(default, bool) else repr(default)
+  kind = _KINDS.get(type(default), type(default).__name__)
+  return f"--config.{field} expects {kind}, such as {example}, got {value!r}"

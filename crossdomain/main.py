@@ -4,12 +4,12 @@ Override any config field with --config.FIELD=VALUE, for example
 --config.num_steps=2000 or --config.loss.variant=gan.
 """
 
-import os
-import re
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from crossdomain import cli
 
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and figures; "
                     "running again with the same folder resumes the run.")
@@ -25,70 +25,6 @@ flags.DEFINE_integer("num_processes", None, "Number of processes of the run.")
 flags.DEFINE_integer("process_id", None, "This process's index, from 0.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-  """Parse flags, reporting an unknown config field in one line instead of a traceback."""
-  try:
-    remaining = FLAGS(argv)
-    FLAGS.config.to_dict()  # a config file that failed to load raises here
-    return remaining
-  except OSError as error:
-    missing = _missing_config_file(argv)
-    if missing:
-      sys.exit(f"FATAL Flags parsing error: {missing}")
-    cause = error.__cause__ or error
-    sys.exit(f"FATAL Flags parsing error: --config could not be loaded: {cause}")
-  except (AttributeError, KeyError) as error:
-    # ml_collections raises these for --config.FIELD overrides of fields that
-    # do not exist; the message names the field and a close match.
-    text = str(error)
-    field = re.search(r"[\w.]+", text)
-    hint = re.search(r"Did you mean [^?]*\?", text)
-    sys.exit(f"FATAL Flags parsing error: unknown config field "
-             f"'{field.group(0) if field else text}'. {hint.group(0) if hint else ''}".strip())
-  except flags.Error as error:
-    message = _describe_override_error(str(error)) or str(error)
-    sys.exit(f"FATAL Flags parsing error: {message}\nPass --helpshort or --helpfull to see help.")
-
-
-def _missing_config_file(argv: list[str]) -> str | None:
-  """Describe the --config file of `argv` if it does not exist, with the files beside it."""
-  values = [argument.split("=", 1)[1] for argument in argv if argument.startswith("--config=")]
-  if not values:
-    return None
-  path = values[-1].split(":", 1)[0]  # a config file may take an argument after a colon
-  if os.path.exists(path):
-    return None
-  folder = os.path.dirname(path) or "."
-  known = sorted(name for name in os.listdir(folder) if name.endswith(".py")
-                 and not name.startswith("_")) if os.path.isdir(folder) else []
-  listing = f"; {folder} contains {', '.join(known)}" if known else ""
-  return f"config file {path} not found{listing}"
-
-
-# The kind of value each type of config field expects, for error messages.
-_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
-
-
-def _describe_override_error(text: str) -> str | None:
-  """Turn absl's message about a --config.FIELD=VALUE of the wrong type into one that names it.
-
-  Returns None when the message is about something else.
-  """
-  match = re.match(r"flag --config\.([\w.]+)=(.*?): ", text)
-  if not match:
-    return None
-  field, value = match.groups()
-  try:
-    default = FLAGS["config"].value
-    for name in field.split("."):
-      default = default[name]
-  except (AttributeError, KeyError, TypeError):
-    return None
-  example = str(default).lower() if isinstance(default, bool) else repr(default)
-  kind = _KINDS.get(type(default), type(default).__name__)
-  return f"--config.{field} expects {kind}, such as {example}, got {value!r}"
 
 
 def _initialize_distributed() -> None:
@@ -121,7 +57,7 @@ def main(argv):
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
 
-  from crossdomain import cli, config as config_lib, train
+  from crossdomain import config as config_lib, train
   cli.quiet_library_logs()
   _initialize_distributed()
   from crossdomain.divergence import TrainingDivergedError
@@ -142,4 +78,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -1,11 +1,16 @@
-"""The log filter and config listing of the command-line programs."""
+"""The log filter, config listing and config errors of the command-line programs."""
 
 import logging
+import os
+import subprocess
+import sys
 
 import ml_collections
 import pytest
 
 from crossdomain import cli
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _ORBAX_FILE = "/site-packages/orbax/checkpoint/checkpoint_manager.py"
 _XLA_BRIDGE_FILE = "/site-packages/jax/_src/xla_bridge.py"
@@ -46,3 +51,19 @@ def test_format_config_lists_override_names():
       "  model.tied = True  # set on the command line",
       "  seed = 0  # set on the command line",
   ]
+
+
+@pytest.mark.parametrize("program, flags", [
+    ("benchmark", ["--config=configs/gmm.py"]),
+    ("evaluate", ["--npz=translations.npz", "--config=configs/gmm.py"]),
+])
+@pytest.mark.parametrize("override, message", [
+    ("--config.num_stepz=3", "unknown config field 'num_stepz'. Did you mean \"num_steps\""),
+    ("--config.num_steps=abc", "--config.num_steps expects a whole number, such as 8000"),
+])
+def test_config_errors_take_one_line(program, flags, override, message):
+  command = [sys.executable, "-m", f"crossdomain.{program}", *flags, override]
+  result = subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr
+  assert message in result.stderr.strip().splitlines()[0]
