@@ -485,7 +485,9 @@ def format_report(record: dict) -> str:
       f"  compile, both steps:      {record['compile_seconds']:8.1f} s",
       f"  iteration (1 D + 1 G):    {record['seconds_per_iteration']:8.3f} s median of "
       f"{record['iterations']} after {record['warmup']} warm-up",
-      f"  {examples + ' per second:':26s}{record['images_per_second']:8.1f}",
+      f"  {examples + ' per second:':26s}{record['images_per_second']:8.1f} "
+      f"(one batch of {record['batch_size']} per iteration, as the PyTorch peer counts; "
+      "each update reads a batch of each domain)",
       f"  GFLOP per iteration:      {record['flops_per_iteration'] / 1e9:8.1f} "
       "(XLA cost analysis)",
       f"  achieved:                 {record['gflops_per_second']:8.1f} GFLOP/s",

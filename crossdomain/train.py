@@ -337,6 +337,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
     checkpoints.close()
     writer.close()
 
+  # The loss graph is drawn with the sample figures, so it lags behind a run
+  # that stopped early or by a signal.
+  if is_writer and done > start_step:
+    plotting.save_loss_plot(os.path.join(workdir, "losses.png"), writer.history)
+
   if is_writer and selection.best_step is not None:
     path = os.path.join(workdir, "ideal_state.json")
     selection_lib.write_json(path, selection.ideal_state(stopped_early, _details(path)))

@@ -63,5 +63,8 @@ def hold(workdir: str):
     try:
       yield
     finally:
+      # The file stays, because removing it would let two runs lock different files.
+      handle.seek(0)
+      handle.truncate()
       if created and os.listdir(workdir) == [LOCK_FILENAME]:
         shutil.rmtree(workdir)

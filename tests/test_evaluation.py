@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -272,6 +273,18 @@ def test_settings_added_later_are_not_compared():
   saved = quality.measure_settings(runs.tiny_config())
   current = quality.measure_settings(runs.tiny_config(), "4 and 4 rows, sha256 0")
   assert quality.measure_changes(saved, current, (32, 32)) == []
+
+
+def test_weak_evaluator_warning_names_remedy(caplog):
+  weak = types.SimpleNamespace(test_accuracy=0.6)
+  with caplog.at_level("WARNING"):
+    quality._warn_if_weak(weak, "raise eval.evaluator_steps")
+  assert "reaches only 60.0% test accuracy" in caplog.text
+  assert caplog.text.rstrip().endswith("say little; raise eval.evaluator_steps.")
+
+  caplog.clear()
+  quality._warn_if_weak(types.SimpleNamespace(test_accuracy=0.95), "unused")
+  assert caplog.text == ""
 
 
 def test_max_examples_beyond_held_out_changes_nothing():

@@ -16,11 +16,14 @@ from tests import runs
 
 
 def test_sigterm_saves_checkpoint_and_exits_zero(tmp_path):
-  process = runs.start(tmp_path, num_steps=1_000_000, checkpoint_every=1_000_000, log_every=20)
+  process = runs.start(tmp_path, num_steps=1_000_000, checkpoint_every=1_000_000, log_every=20,
+                       sample_every=1_000_000)
   runs.wait_for(lambda: os.path.exists(tmp_path / "metrics.jsonl")
                 and os.path.getsize(tmp_path / "metrics.jsonl") > 0)
   process.send_signal(signal.SIGTERM)
   assert "Stopped by SIGTERM" in runs.finish(process)
+  # No sample figures were due, but the stop draws the loss graph.
+  assert os.path.getsize(tmp_path / "losses.png") > 0
   saved = runs.saved_steps(str(tmp_path))
   assert len(saved) == 1
   assert saved[0] >= 20
@@ -226,8 +229,10 @@ def test_second_run_on_a_busy_workdir_stops(tmp_path):
     with pytest.raises(UserInputError, match=r"is in use by another run \(process \d+ on "):
       train.train_and_evaluate(runs.tiny_config(num_steps=2), str(tmp_path))
 
-  # Once the first run has ended, the workdir is free again.
+  # Once the first run has ended, the workdir is free again, and the lock
+  # file no longer names a process.
   assert int(train.train_and_evaluate(runs.tiny_config(num_steps=2), str(tmp_path)).step) == 2
+  assert (tmp_path / workdir_lock.LOCK_FILENAME).read_text() == ""
 
 
 def test_workdir_that_is_a_file_is_rejected(tmp_path):

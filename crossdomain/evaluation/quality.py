@@ -280,7 +280,7 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
         config.eval.evaluator_dir, local_dir=config.data.fashion_mnist_dir,
         tfds_data_dir=config.data.tfds_data_dir, steps=config.eval.evaluator_steps,
         seed=config.eval.evaluator_seed)
-    _warn_if_weak(evaluator)
+    _warn_if_weak(evaluator, "raise eval.evaluator_steps")
     return ImageQuality(evaluator, fashion_mnist.SHOE_CLASSES, (fashion_mnist.BAG_CLASS,),
                         domains.a.test_labels[:config.eval.max_examples], config.seed)
 
@@ -296,17 +296,16 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
   evaluator = classifier.domain_pair_evaluator(
       config.eval.evaluator_dir, key, train_a, train_b, domains.a.test, domains.b.test,
       steps=config.eval.evaluator_steps, seed=seed)
-  _warn_if_weak(evaluator)
+  _warn_if_weak(evaluator, "raise eval.evaluator_steps or add images")
   return ImageQuality(evaluator, (0,), (1,), None, config.seed)
 
 
 WEAK_EVALUATOR_ACCURACY = 0.9
 
 
-def _warn_if_weak(evaluator: Evaluator) -> None:
+def _warn_if_weak(evaluator: Evaluator, remedy: str) -> None:
   """Log a warning when the evaluator cannot tell the real domains apart well."""
   if evaluator.test_accuracy is not None and evaluator.test_accuracy < WEAK_EVALUATOR_ACCURACY:
     logging.warning(
         "The evaluator classifier reaches only %.1f%% test accuracy on real images, so its "
-        "target accuracy and distances say little; raise eval.evaluator_steps or add images.",
-        100 * evaluator.test_accuracy)
+        "target accuracy and distances say little; %s.", 100 * evaluator.test_accuracy, remedy)
