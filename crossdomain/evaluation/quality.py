@@ -188,7 +188,8 @@ def _data_key(config: ml_collections.ConfigDict, contents: str | None) -> str:
   """
   fields = {name: value for name, value in config.to_dict().items()
             if name not in _BATCHING + DATA_LOCATIONS}
-  fields["contents"] = contents
+  if contents is not None:  # keeps the keys of data that the config fixes, such as pix2pix
+    fields["contents"] = contents
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
