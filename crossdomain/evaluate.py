@@ -44,8 +44,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("npz", None, "NPZ file of translations made by any program.")
   flags.DEFINE_multi_string(
       "set", [], "With --workdir: FIELD=PATH, a new place for data or evaluators that have "
-      "moved since training, such as data.folder_a=/data/shoes. Repeat it for more fields. "
-      f"FIELD is one of {', '.join(LOCATION_FIELDS)}.")
+      "moved since training, such as data.folder_a=/data/shoes. FIELD is one of "
+      f"{', '.join(LOCATION_FIELDS)}")  # absl adds "; repeat this option ..."
   flags.DEFINE_bool("json", False, "Print only a JSON object: the workdir or NPZ file, the "
                     "checkpoint step (null for --npz) and the metrics.")
   config_flags.DEFINE_config_file(

@@ -57,14 +57,15 @@ def main(argv):
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
 
-  from crossdomain import config as config_lib, train
+  from crossdomain import config as config_lib, train, workdir_lock
   cli.quiet_library_logs()
   _initialize_distributed()
   from crossdomain.divergence import TrainingDivergedError
   from crossdomain.errors import UserInputError
   try:
-    # Validate first, so that a config error is not buried under the config dump.
+    # Validate first, so that an error is not buried under the config dump.
     config_lib.validate(FLAGS.config)
+    workdir_lock.check_path(FLAGS.workdir)
     overridden = config_flags.get_override_values(FLAGS["config"])
     logging.info("Config:\n%s", cli.format_config(FLAGS.config, overridden))
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)

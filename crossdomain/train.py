@@ -102,9 +102,10 @@ def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
                                                                          held_out)
   if changes:
     logging.warning(
-        "The best step so far (%s) was chosen by another measure of quality (%s). The "
-        "best-step record starts again with the next evaluation, and a new best "
-        "checkpoint replaces the old one.", saved.get("best_step"), "; ".join(changes))
+        "The best step so far (%s) was measured with other settings or data (%s), so new "
+        "evaluations cannot be compared with it. The best-step record starts again with the "
+        "next evaluation, and a new best checkpoint replaces the old one.",
+        saved.get("best_step"), "; ".join(changes))
     selection.restarted_at = step
   elif saved:
     selection.best_step = saved["best_step"]

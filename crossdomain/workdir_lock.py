@@ -22,6 +22,12 @@ except ImportError:  # Windows has no flock; runs there are not locked.
 LOCK_FILENAME = ".lock"
 
 
+def check_path(workdir: str) -> None:
+  """Raise UserInputError if `workdir` names something other than a folder."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserInputError(f"--workdir {workdir} is a file; pass a folder for the run")
+
+
 @contextlib.contextmanager
 def hold(workdir: str):
   """Hold the workdir's lock for the body of a with statement.
@@ -33,8 +39,7 @@ def hold(workdir: str):
     UserInputError: the workdir is a file or cannot be created, or another
       process has the lock.
   """
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserInputError(f"--workdir {workdir} is a file; pass a folder for the run")
+  check_path(workdir)
   if fcntl is None:
     yield
     return

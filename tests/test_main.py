@@ -49,6 +49,15 @@ def test_missing_config_file_lists_configs(tmp_path):
       + ", ".join(configs)]
 
 
+def test_workdir_that_is_a_file_gives_one_line(tmp_path):
+  workdir = tmp_path / "notes.txt"
+  workdir.write_text("notes\n")
+  result = _run_main(workdir)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines() == [
+      f"error: --workdir {workdir} is a file; pass a folder for the run"]
+
+
 def test_package_quiets_tensorflow_notices():
   environment = {name: value for name, value in os.environ.items()
                  if name not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}

@@ -268,8 +268,10 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
       elif "test_fraction" in config.data:
         total = domain.num_train + len(domain.test)
         # The held-out count is round(test_fraction * total), see data._hold_out.
-        fraction = math.ceil((MIN_HELD_OUT - 0.5) / total * 100) / 100
-        remedy = (f"set data.test_fraction to {fraction:.2f} or more for its {total} images"
+        # One image to spare, so that removing an image does not fail the next run.
+        fraction = math.ceil((MIN_HELD_OUT + 0.5) / total * 100) / 100
+        remedy = (f"set data.test_fraction to {fraction:.2f}, which holds out "
+                  f"{round(fraction * total)} of its {total} images"
                   if fraction < 0.5 else f"add images: it has {total}")
       else:  # pix2pix and Fashion-MNIST hold out their validation or test split
         remedy = "add images to the dataset's validation split"
