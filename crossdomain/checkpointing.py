@@ -215,8 +215,9 @@ class Checkpoints:
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._meta = meta
     # `save` takes the best step from the selection entry of the meta item,
-    # and `restore` reads it back, so it survives a resume. Orbax's BestN ranks metrics that orbax
-    # writes to disk only when best_fn is set.
+    # and `restore` reads it back, so it survives a resume. Orbax's BestN is
+    # not used: it ranks metrics that orbax writes to disk only when best_fn
+    # is set.
     self._best = _KeepStep()
     policy = ocp.checkpoint_managers.AnyPreservationPolicy(
         [ocp.checkpoint_managers.LatestN(config.keep_checkpoints), self._best])

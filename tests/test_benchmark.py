@@ -147,7 +147,7 @@ def test_peer_figures_and_ratio(tmp_path):
 
 
 def _command_line_record(devices: int = 1, batch_size: int = 32):
-  """Run the benchmark command on the toy config in a process of its own; return its record."""
+  """Run the benchmark command on the toy config in a process of its own and return its record."""
   environment = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
                  "JAX_NUM_CPU_DEVICES": str(devices)}
   completed = subprocess.run(
@@ -171,9 +171,9 @@ def test_operations_count_every_device():
   # XLA's cost analysis counts one device's share of the batch; the record
   # counts the whole iteration. Only the replicated Adam updates repeat on
   # every device: at batch 1024 they add 0.6% to the toy's operations.
-  one, four = (_command_line_record(devices, batch_size=1024) for devices in (1, 4))
+  single, four = (_command_line_record(devices, batch_size=1024) for devices in (1, 4))
   assert four["devices"] == 4
-  assert four["flops_per_iteration"] == pytest.approx(one["flops_per_iteration"], rel=0.05)
+  assert four["flops_per_iteration"] == pytest.approx(single["flops_per_iteration"], rel=0.05)
   # CPU devices share the cores, so the peak of one product is the machine's.
   assert four["matmul_peak_devices"] == 1
   assert four["fraction_of_matmul_peak"] == pytest.approx(

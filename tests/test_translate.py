@@ -216,7 +216,8 @@ def image_translator():
      r"must be in \[-1, 1\], got values from 255 to 255. Scale images in \[0, 255\] with"),
     (np.full((2, 8, 8, 3), 1.01, np.float32), "a2b",
      r"got values from 1.01 to 1.01. Scale or clip them to \[-1, 1\].$"),
-    (np.full((2, 8, 8, 3), np.nan, np.float32), "a2b", "contain 384 values that are NaN or infinite"),
+    (np.full((2, 8, 8, 3), np.nan, np.float32), "a2b",
+     "contain 384 values that are NaN or infinite"),
 ])
 def test_translator_rejects_bad_inputs(image_translator, inputs, direction, message):
   with pytest.raises(UserInputError, match=message):

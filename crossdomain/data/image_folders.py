@@ -213,9 +213,11 @@ def find_images(folder: str, image_size: int, channels: int,
     names = ", ".join(skipped[:_MAX_LOGGED_NAMES])
     if len(skipped) > _MAX_LOGGED_NAMES:
       names += f", and {len(skipped) - _MAX_LOGGED_NAMES} more"
-    what = "file that is not a readable image" if len(skipped) == 1 else (
-        "files that are not readable images")
-    logging.warning("Skipped %d %s in %s: %s", len(skipped), what, folder, names)
+    if len(skipped) == 1:
+      description = "file that is not a readable image"
+    else:
+      description = "files that are not readable images"
+    logging.warning("Skipped %d %s in %s: %s", len(skipped), description, folder, names)
   if not images:
     raise UserInputError(f"image folder {folder} contains no readable images "
                          f"({len(paths)} files, none of them a readable {IMAGE_FORMATS} "
