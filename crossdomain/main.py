@@ -27,15 +27,19 @@ flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
 
+def _check_distributed_flags() -> None:
+  """Exit with a one-line error unless the manual multi-process flags come all or none."""
+  manual = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if any(value is not None for value in manual) and any(value is None for value in manual):
+    sys.exit("error: --coordinator_address, --num_processes and --process_id must be "
+             "given together; give all three, or none on one host")
+
+
 def _initialize_distributed() -> None:
   """Connect this process to the others of a multi-process run, if it is one."""
   import jax
 
-  manual = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  if any(value is not None for value in manual):
-    if any(value is None for value in manual):
-      sys.exit("error: --coordinator_address, --num_processes and --process_id must be "
-               "given together; give all three, or none on one host")
+  if FLAGS.coordinator_address is not None:
     # Collectives between CPU processes need an implementation; accelerators
     # bring their own, and ignore this setting.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -52,22 +56,27 @@ def _initialize_distributed() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  _check_distributed_flags()
 
-  # TensorFlow only feeds data; keep it off the accelerators that JAX uses.
-  import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")
-
-  from crossdomain import config as config_lib, train, workdir_lock
-  cli.quiet_library_logs()
-  _initialize_distributed()
+  # Check the config and workdir before importing TensorFlow, which takes
+  # seconds, so that a mistake in them is reported at once.
+  from crossdomain import config as config_lib, workdir_lock
   from crossdomain.divergence import TrainingDivergedError
   from crossdomain.errors import UserInputError
+  cli.quiet_library_logs()
   try:
     # Validate first, so that an error is not buried under the config dump.
     config_lib.validate(FLAGS.config)
     workdir_lock.check_path(FLAGS.workdir)
     overridden = config_flags.get_override_values(FLAGS["config"])
     logging.info("Config:\n%s", cli.format_config(FLAGS.config, overridden))
+
+    # TensorFlow only feeds data; keep it off the accelerators that JAX uses.
+    import tensorflow as tf
+    tf.config.set_visible_devices([], "GPU")
+    from crossdomain import train
+
+    _initialize_distributed()
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (UserInputError, FileNotFoundError, TrainingDivergedError) as error:
     cli.quiet_exit_after_error()
