@@ -213,11 +213,11 @@ def read_images(path: str, shape: tuple[int, int, int],
 
   size, _, channels = shape
   if os.path.isfile(path):
-    if not image_folders.find_readable([path], size, channels)[0]:
+    if image_folders.fingerprint_images([path], size, channels)[0] is None:
       raise UserInputError(f"{path} is not a readable {image_folders.IMAGE_FORMATS} image")
     paths, names = [path], [os.path.basename(path)]
   else:
-    paths = image_folders.find_images(path, size, channels, field="--input")
+    paths = list(image_folders.find_images(path, size, channels, field="--input"))
     names = [os.path.relpath(found, path) for found in paths]
   images = np.zeros((len(paths), size, size, channels), np.uint8)
   is_small = np.array([padded_from is not None and _side(found) == padded_from

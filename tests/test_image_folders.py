@@ -82,7 +82,7 @@ def tiny_run_config(tmp_path):
 def test_find_images_skips_and_logs_bad_files(tmp_path, caplog):
   readable = write_mixed_folder(tmp_path)
   with caplog.at_level(logging.WARNING):
-    paths = image_folders.find_images(str(tmp_path), SIZE, 3)
+    paths = list(image_folders.find_images(str(tmp_path), SIZE, 3))
   assert paths == [str(tmp_path / name) for name in readable]
 
   warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
@@ -245,6 +245,15 @@ def test_contents_follow_files_not_places(tmp_path):
   (tmp_path / "a").rename(tmp_path / "moved")
   config.folder_a = str(tmp_path / "moved")
   assert data_lib.load(config, seed=0).contents == contents
+
+  # Other pixels in a file of the same name and size.
+  first = tmp_path / "moved" / "000.png"
+  size = first.stat().st_size
+  Image.fromarray(np.full((16, 16, 3), (1, 100, 50), np.uint8)).save(first)
+  assert first.stat().st_size == size
+  changed = data_lib.load(config, seed=0).contents
+  assert changed.startswith("8 and 8 images, sha256 ")
+  assert changed != contents
 
   Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "moved" / "extra.png")
   assert data_lib.load(config, seed=0).contents.startswith("9 and 8 images, sha256 ")

@@ -176,12 +176,13 @@ def _load_image_folders(config: ml_collections.ConfigDict, seed: int) -> DomainP
   domains, digest, counts = [], hashlib.sha256(), []
   for domain, field in enumerate(("folder_a", "folder_b")):
     folder = _required(config, field)
-    paths = np.array(image_folders.find_images(folder, config.image_size, config.channels,
-                                               f"data.{field}"), dtype=object)
-    # Names relative to the folder and sizes: the folder may move, and its
-    # files may be copied with new times.
-    digest.update(json.dumps([(os.path.relpath(path, folder), os.path.getsize(path))
-                              for path in paths]).encode())
+    images = image_folders.find_images(folder, config.image_size, config.channels,
+                                       f"data.{field}")
+    paths = np.array(list(images), dtype=object)
+    # Names relative to the folder and the files' bytes: the folder may move,
+    # and its files may be copied with new times.
+    digest.update(json.dumps([(os.path.relpath(path, folder), fingerprint.hex())
+                              for path, fingerprint in images.items()]).encode())
     counts.append(len(paths))
     train, test = _hold_out(len(paths), config, seed, domain, f"image folder {folder}")
     train_source = image_folders.ImageFiles(paths[train], config.image_size, config.channels)

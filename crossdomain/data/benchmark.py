@@ -136,7 +136,7 @@ def run(workdir: str, *, num_images: int, num_steps: int, warmup_steps: int, bat
   for seed, folder in enumerate(folders):
     write_image_folder(folder, num_images, seed)
   start = time.perf_counter()
-  sources = [image_folders.ImageFiles(image_folders.find_images(folder, image_size, 3),
+  sources = [image_folders.ImageFiles(list(image_folders.find_images(folder, image_size, 3)),
                                       image_size, 3)
              for folder in folders]
   results["folders_check_seconds"] = time.perf_counter() - start

@@ -157,38 +157,43 @@ def list_files(folder: str, field: str = "data.folder_a or data.folder_b") -> li
   return sorted(paths)
 
 
-def find_readable(paths: Sequence[str], image_size: int, channels: int) -> list[bool]:
-  """Decode every file once, in parallel, and return which ones decode as images.
+def fingerprint_images(paths: Sequence[str], image_size: int,
+                       channels: int) -> list[bytes | None]:
+  """Decode every file once, in parallel, and fingerprint the bytes of those that decode.
 
   The check runs `decode_image` with the training settings, so a file it
-  accepts is one the training pipeline can read.
+  accepts is one the training pipeline can read. The fingerprint costs no
+  second read of the file.
 
   Args:
     paths: the files to check.
     image_size, channels: as for `decode_image`.
 
   Returns:
-    For each path, True when its file is a readable image.
+    For each path, the 8-byte farmhash64 fingerprint of its file when the
+    file is a readable image, and None when it is not.
   """
   if not paths:
     return []
   files = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), list(paths)))
 
   def check(index, path):
-    image = decode_image(tf.io.read_file(path), image_size, channels)
+    encoded = tf.io.read_file(path)
+    image = decode_image(encoded, image_size, channels)
     # Depend on the pixels, so that no part of the decoding is pruned away.
-    return index, tf.reduce_max(image)
+    with tf.control_dependencies([tf.reduce_max(image)]):
+      return index, tf.fingerprint(encoded[tf.newaxis])[0]
 
   checked = files.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  readable = [False] * len(paths)
-  for index, _ in checked.ignore_errors().as_numpy_iterator():
-    readable[index] = True
-  return readable
+  fingerprints = [None] * len(paths)
+  for index, fingerprint in checked.ignore_errors().as_numpy_iterator():
+    fingerprints[index] = fingerprint.tobytes()
+  return fingerprints
 
 
 def find_images(folder: str, image_size: int, channels: int,
-                field: str = "data.folder_a or data.folder_b") -> list[str]:
-  """Return the paths of the readable images under a folder, in sorted order.
+                field: str = "data.folder_a or data.folder_b") -> dict[str, bytes]:
+  """Find the readable images under a folder and fingerprint their files.
 
   Files that do not decode (corrupt files, other file types, unreadable
   files) are skipped, and one warning names them.
@@ -198,15 +203,21 @@ def find_images(folder: str, image_size: int, channels: int,
     image_size, channels: the training settings, as for `decode_image`.
     field: the setting or flag that named the folder, for error messages.
 
+  Returns:
+    The path of each readable image, in sorted order, and the fingerprint of
+    its file (see `fingerprint_images`).
+
   Raises:
     ImageFolderNotFoundError: the folder does not exist.
     UserInputError: the folder contains no readable image.
   """
   start = time.perf_counter()
   paths = list_files(folder, field)
-  readable = find_readable(paths, image_size, channels)
-  images = [path for path, ok in zip(paths, readable) if ok]
-  skipped = [os.path.relpath(path, folder) for path, ok in zip(paths, readable) if not ok]
+  fingerprints = fingerprint_images(paths, image_size, channels)
+  images = {path: fingerprint for path, fingerprint in zip(paths, fingerprints)
+            if fingerprint is not None}
+  skipped = [os.path.relpath(path, folder) for path, fingerprint in zip(paths, fingerprints)
+             if fingerprint is None]
   logging.info("Found %d readable images among %d files in %s (checked in %.1f s)",
                len(images), len(paths), folder, time.perf_counter() - start)
   if skipped:
