@@ -15,7 +15,6 @@ from crossdomain.models import COMPUTE_DTYPES
 from crossdomain.models.upsample import INIT_SCHEMES
 
 
-
 def base_config() -> ml_collections.ConfigDict:
   """Return the fields common to all runs, with the reference DiscoGAN's settings."""
   config = ml_collections.ConfigDict()
@@ -115,13 +114,38 @@ def _positive(value, field: str) -> None:
     raise UserInputError(f"config.{field} must be positive, got {value!r}")
 
 
+def _not_negative(value, field: str) -> None:
+  if not value >= 0:
+    raise UserInputError(f"config.{field} must not be negative, got {value!r}")
+
+
+def _fraction(value, field: str, *, below_one: bool = False) -> None:
+  """Raise UserInputError unless value lies in [0, 1], or in [0, 1) when below_one is set."""
+  if not (0.0 <= value < 1.0 if below_one else 0.0 <= value <= 1.0):
+    interval = "[0, 1)" if below_one else "[0, 1]"
+    raise UserInputError(f"config.{field} must lie in {interval}, got {value!r}")
+
+
+def _field(config: ml_collections.ConfigDict, field: str):
+  """Return the value of a dotted field name, such as "eval.every"."""
+  section, _, name = field.rpartition(".")
+  return (config[section] if section else config)[name]
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raise ValueError naming the first field whose value cannot work."""
+  """Raise UserInputError naming the first field whose value is invalid."""
   for field in ("num_steps", "log_every", "sample_every", "checkpoint_every",
                 "keep_checkpoints", "data.batch_size", "data.num_sample_examples",
-                "optimizer.learning_rate", "eval.every", "eval.max_examples", "eval.batch_size"):
-    section, _, name = field.rpartition(".")
-    _positive((config[section] if section else config)[name], field)
+                "optimizer.learning_rate", "optimizer.eps", "eval.every", "eval.max_examples",
+                "eval.batch_size", "eval.evaluator_steps", "eval.evaluator_examples"):
+    _positive(_field(config, field), field)
+  for field in ("optimizer.weight_decay", "loss.gan_weight", "loss.feature_matching_weight",
+                "loss.recon_curriculum_steps", "eval.patience", "eval.min_delta"):
+    _not_negative(_field(config, field), field)
+  for field in ("optimizer.b1", "optimizer.b2"):
+    _fraction(_field(config, field), field, below_one=True)
+  for field in ("loss.recon_weight_start", "loss.recon_weight", "eval.min_share"):
+    _fraction(_field(config, field), field)
 
   _choice(config.loss.variant, "loss.variant", VARIANTS)
   _choice(config.loss.gan, "loss.gan", ("bce", "least_squares"))
@@ -135,11 +159,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
           and all(isinstance(width, int) and width > 0 for width in hidden)):
     raise UserInputError(f"config.model.hidden must be one or more positive layer widths, such "
                          f"as (256, 256), got {hidden!r}")
-  for field in ("recon_weight_start", "recon_weight"):
-    if not 0.0 <= config.loss[field] <= 1.0:
-      raise UserInputError(f"config.loss.{field} must lie in [0, 1], got {config.loss[field]}")
 
   cycle = config.update_cycle
   if not cycle or set(cycle) - {"D", "G"} or "G" not in cycle or "D" not in cycle:
     raise UserInputError(f"config.update_cycle must be a string of 'D' and 'G' containing "
-                     f"both, such as 'DGG', got {cycle!r}")
+                         f"both, such as 'DGG', got {cycle!r}")
