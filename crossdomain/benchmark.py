@@ -45,7 +45,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from crossdomain import cli, config as config_lib, parallel, steps
+from crossdomain import cli, config as config_lib, parallel, preemption, steps
 from crossdomain.errors import UserInputError
 from crossdomain.models import COMPUTE_DTYPES, build_networks, image, upsample
 
@@ -547,5 +547,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  preemption.install_ctrl_c_handler()
   flags.mark_flags_as_required(["config"])
   app.run(main, flags_parser=cli.parse_flags)

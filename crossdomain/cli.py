@@ -82,6 +82,8 @@ def parse_flags(argv: list[str]) -> list[str]:
     if FLAGS.config is not None:
       FLAGS.config.to_dict()
     return remaining
+  except KeyboardInterrupt:
+    sys.exit("interrupted while loading the config")
   except OSError as error:
     missing = _missing_config_file(argv)
     if missing:

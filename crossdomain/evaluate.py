@@ -22,7 +22,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from crossdomain import cli, data as data_lib
+from crossdomain import cli, data as data_lib, preemption
 from crossdomain.data import pipeline
 from crossdomain.errors import UserInputError
 from crossdomain.evaluation import metrics, quality as quality_lib
@@ -251,5 +251,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  preemption.install_ctrl_c_handler()
   _define_flags()
   app.run(main, flags_parser=cli.parse_flags)

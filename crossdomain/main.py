@@ -9,7 +9,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from crossdomain import cli
+from crossdomain import cli, preemption
 
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and figures; "
                     "running again with the same folder resumes the run.")
@@ -88,4 +88,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  preemption.install_ctrl_c_handler()
   app.run(main, flags_parser=cli.parse_flags)

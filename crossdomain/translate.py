@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from absl import app, flags, logging
 from PIL import Image
 
-from crossdomain import checkpointing, cli, config as config_lib, steps
+from crossdomain import checkpointing, cli, config as config_lib, preemption, steps
 from crossdomain.data import csv_vectors
 from crossdomain.errors import UserInputError
 from crossdomain.models import Networks, build_networks
@@ -356,5 +356,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  preemption.install_ctrl_c_handler()
   _define_flags()
   app.run(main)

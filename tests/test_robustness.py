@@ -1,9 +1,12 @@
 """Runs that are stopped, killed, diverge or meet a checkpoint of another model."""
 
+import gc
 import json
 import logging
 import os
 import signal
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -166,6 +169,59 @@ def test_repeated_signal_counts_once_then_kills(monkeypatch):
   now[0] += preemption.REPEAT_SECONDS  # a second Ctrl-C, to end a run that hangs
   stop._handle(signal.SIGINT, None)
   assert kills == [signal.SIGINT]
+
+
+@pytest.fixture
+def sigint_handler():
+  """Restore the SIGINT handler that a test replaces."""
+  previous = signal.getsignal(signal.SIGINT)
+  yield
+  signal.signal(signal.SIGINT, previous)
+
+
+def _wait_for_interrupt(seconds=5.0):
+  deadline = time.monotonic() + seconds
+  while time.monotonic() < deadline:
+    time.sleep(0.01)
+
+
+def test_ctrl_c_in_gc_callback_deferred(sigint_handler):
+  from crossdomain import preemption
+
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+  preemption.install_ctrl_c_handler()
+  handler = signal.getsignal(signal.SIGINT)
+  raised_inside = []
+
+  def callback(phase, info):
+    del info
+    if phase == "start" and not raised_inside:
+      try:
+        handler(signal.SIGINT, sys._getframe())
+        raised_inside.append(False)
+      except KeyboardInterrupt:
+        raised_inside.append(True)
+
+  gc.callbacks.append(callback)
+  try:
+    gc.collect()
+  finally:
+    gc.callbacks.remove(callback)
+  assert raised_inside == [False]
+  with pytest.raises(KeyboardInterrupt):
+    _wait_for_interrupt()
+
+  # Outside a callback it raises at once, as Python's own handler does.
+  with pytest.raises(KeyboardInterrupt):
+    handler(signal.SIGINT, sys._getframe())
+
+
+def test_ignored_sigint_stays_ignored(sigint_handler):
+  from crossdomain import preemption
+
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  preemption.install_ctrl_c_handler()
+  assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def _largest_file(folder) -> str:
