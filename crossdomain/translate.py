@@ -106,8 +106,9 @@ class Translator:
       raise UserInputError("the inputs have no rows; give at least one example")
     # jnp.issubdtype also counts bfloat16, which numpy does not know as a float.
     if not jnp.issubdtype(x.dtype, jnp.floating):
-      raise UserInputError(f"inputs must be floats in model range, got dtype {x.dtype}. "
-                           "Scale uint8 images to [-1, 1] with x / 127.5 - 1.")
+      fix = ("Scale uint8 images to [-1, 1] with x / 127.5 - 1" if len(shape) == 3 else
+             "Convert vectors with x.astype(np.float32)")
+      raise UserInputError(f"inputs must be floats in model range, got dtype {x.dtype}. {fix}.")
     finite = np.isfinite(np.asarray(x, np.float32))
     if not finite.all():
       raise UserInputError(f"the inputs contain {np.size(finite) - np.count_nonzero(finite)} "
@@ -135,8 +136,9 @@ def resolve_step(workdir: str, step: str, latest: int | None) -> int:
   if step == "best":
     path = os.path.join(workdir, "ideal_state.json")
     if not os.path.exists(path):
-      raise UserInputError(f"{path} not found: --step=best needs a run that evaluated "
-                           f"during training; pass --step=N or --step=latest instead")
+      raise UserInputError(f"{path} not found: the step 'best' needs a run that evaluated "
+                           "during training, and CSV runs do not evaluate. Give 'latest' or a "
+                           "step number instead")
     with open(path) as handle:
       return int(json.load(handle)["step"])
   if not step.isdigit():

@@ -163,8 +163,16 @@ def test_best_step_comes_from_ideal_state(toy_run, tmp_path):
   assert translate.load_translator(workdir, "best").step == best
 
   shutil.copytree(os.path.join(workdir, "checkpoints"), tmp_path / "checkpoints")
-  with pytest.raises(UserInputError, match="ideal_state.json not found"):
+  with pytest.raises(UserInputError, match="ideal_state.json not found: the step 'best' needs a "
+                                           "run that evaluated during training"):
     translate.load_translator(str(tmp_path), "best")
+
+
+def test_integer_vectors_get_vector_advice(toy_run):
+  translator = translate.load_translator(toy_run[0])
+  with pytest.raises(UserInputError, match=r"got dtype int32. Convert vectors with "
+                                           r"x.astype\(np.float32\).$"):
+    translator(np.zeros((2, 2), np.int32), "a2b")
 
 
 def test_missing_checkpoint_step_is_an_error(toy_run):

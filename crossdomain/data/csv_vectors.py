@@ -69,9 +69,10 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
 
   Raises:
     CsvFileNotFoundError: the file does not exist.
-    UserInputError: the file has no data rows, a value is missing or not a
-      finite number, or a row has a different number of values than the
-      first. The message gives the file and line number.
+    UserInputError: the file is not UTF-8 text, has no data rows, a value
+      is missing or not a finite number, or a row has a different number of
+      values than the first. The message gives the file, and the line number
+      where it applies.
   """
   path = os.fspath(path)
   if os.path.isdir(path):
@@ -104,6 +105,11 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
         rows.append(_parse_row(cells, path, line, num_columns, is_first_row))
     except csv.Error as error:
       raise UserInputError(f"line {reader.line_num} of {path} is not valid CSV: {error}") from error
+    except UnicodeDecodeError as error:
+      byte = error.object[error.start:error.start + 1].hex()
+      raise UserInputError(f"CSV file {path} is not UTF-8 text (byte 0x{byte} is invalid "
+                           "in UTF-8); save it as UTF-8, for example with iconv -f latin1 -t "
+                           "utf-8 when it is Latin-1") from error
 
   if not rows:
     raise UserInputError(f"CSV file {path} contains no data rows; expected one row of numbers "
