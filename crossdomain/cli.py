@@ -39,6 +39,17 @@ def quiet_library_logs() -> None:
   absl_logging.get_absl_handler().addFilter(_DropLibraryNoise())
 
 
+def import_tensorflow() -> None:
+  """Import TensorFlow, which only feeds data, and keep it off the GPUs that JAX uses.
+
+  Call it before TensorFlow runs its first op. Otherwise TensorFlow starts
+  every GPU it sees and reserves most of their memory.
+  """
+  import tensorflow as tf
+
+  tf.config.set_visible_devices([], "GPU")
+
+
 def format_config(config: ml_collections.ConfigDict, overridden: Iterable[str] = ()) -> str:
   """Return one line per config field: its --config.FIELD override name and its Python value.
 

@@ -218,6 +218,7 @@ def main(argv):
   if FLAGS.set and FLAGS.npz:
     sys.exit("error: --set changes the config of a --workdir run; with --npz, pass "
              "--config.FIELD=VALUE instead")
+  cli.import_tensorflow()
   path = None
   try:
     if FLAGS.npz:

@@ -71,9 +71,7 @@ def main(argv):
     overridden = config_flags.get_override_values(FLAGS["config"])
     logging.info("Config:\n%s", cli.format_config(FLAGS.config, overridden))
 
-    # TensorFlow only feeds data, so keep it off the accelerators that JAX uses.
-    import tensorflow as tf
-    tf.config.set_visible_devices([], "GPU")
+    cli.import_tensorflow()
     from crossdomain import train
 
     _initialize_distributed()

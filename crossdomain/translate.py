@@ -346,6 +346,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   cli.quiet_library_logs()
+  cli.import_tensorflow()
   try:
     translator = load_translator(FLAGS.workdir, FLAGS.step)
     written = translate_path(translator, FLAGS.direction, FLAGS.input, FLAGS.output,
