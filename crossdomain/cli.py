@@ -43,7 +43,7 @@ def import_tensorflow() -> None:
   """Import TensorFlow, which only feeds data, and keep it off the GPUs that JAX uses.
 
   Call it before TensorFlow runs its first op. Otherwise TensorFlow starts
-  every GPU it sees and reserves most of their memory.
+  every visible GPU and reserves most of its memory.
   """
   import tensorflow as tf
 
