@@ -2,7 +2,8 @@
 
 Preemptible cloud VMs send SIGTERM shortly before they stop. The loop
 finishes its step, writes a checkpoint, waits for it to reach the disk and
-returns, so the next start resumes there.
+returns, so the next start resumes there. Before the loop starts, Ctrl-C
+raises KeyboardInterrupt (see `install_ctrl_c_handler`).
 """
 
 import _thread

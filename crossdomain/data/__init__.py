@@ -179,8 +179,8 @@ def _load_image_folders(config: ml_collections.ConfigDict, seed: int) -> DomainP
     images = image_folders.find_images(folder, config.image_size, config.channels,
                                        f"data.{field}")
     paths = np.array(list(images), dtype=object)
-    # Names relative to the folder and the files' bytes: the folder may move,
-    # and its files may be copied with new times.
+    # Digest the names relative to the folder and the files' bytes, because the
+    # folder may move and its files may be copied with new times.
     digest.update(json.dumps([(os.path.relpath(path, folder), fingerprint.hex())
                               for path, fingerprint in images.items()]).encode())
     counts.append(len(paths))
