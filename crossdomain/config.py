@@ -5,6 +5,7 @@ and model. Every default lives here or in those files; the trainer reads
 fields directly and never supplies a fallback of its own.
 """
 
+import math
 import os
 
 import ml_collections
@@ -110,13 +111,13 @@ def _choice(value, field: str, choices: tuple) -> None:
 
 
 def _positive(value, field: str) -> None:
-  if not value > 0:
-    raise UserInputError(f"config.{field} must be positive, got {value!r}")
+  if not (value > 0 and math.isfinite(value)):
+    raise UserInputError(f"config.{field} must be positive and finite, got {value!r}")
 
 
 def _not_negative(value, field: str) -> None:
-  if not value >= 0:
-    raise UserInputError(f"config.{field} must not be negative, got {value!r}")
+  if not (value >= 0 and math.isfinite(value)):
+    raise UserInputError(f"config.{field} must be finite and not negative, got {value!r}")
 
 
 def _fraction(value, field: str, *, below_one: bool = False) -> None:

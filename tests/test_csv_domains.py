@@ -79,12 +79,15 @@ def test_file_without_rows_raises(tmp_path):
     csv_vectors.read_vectors(path)
 
 
-@pytest.mark.parametrize("encoding, byte", [("latin-1", "e9"), ("utf-16", "ff")])
-def test_file_not_utf8_raises(tmp_path, encoding, byte):
+@pytest.mark.parametrize("encoding, byte, source", [("latin-1", "e9", "latin1"),
+                                                    ("utf-16", "ff", "utf-16")])
+def test_file_not_utf8_raises(tmp_path, encoding, byte, source):
   path = tmp_path / "other.csv"
   path.write_bytes("caf\u00e9,y\n1,2\n".encode(encoding))
   with pytest.raises(UserInputError, match=f"CSV file {path} is not UTF-8 text "
-                                           f"\\(byte 0x{byte} is invalid in UTF-8\\)"):
+                                           f"\\(byte 0x{byte} is invalid in UTF-8\\); "
+                                           f"save it as UTF-8, for example with iconv -f "
+                                           f"{source} -t utf-8$"):
     csv_vectors.read_vectors(path)
 
 

@@ -107,9 +107,12 @@ def read_table(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
       raise UserInputError(f"line {reader.line_num} of {path} is not valid CSV: {error}") from error
     except UnicodeDecodeError as error:
       byte = error.object[error.start:error.start + 1].hex()
+      with open(path, "rb") as raw:
+        is_utf16 = raw.read(2) in (b"\xff\xfe", b"\xfe\xff")  # UTF-16 byte order marks
+      source = "utf-16" if is_utf16 else "latin1"
       raise UserInputError(f"CSV file {path} is not UTF-8 text (byte 0x{byte} is invalid "
-                           "in UTF-8); save it as UTF-8, for example with iconv -f latin1 -t "
-                           "utf-8 when it is Latin-1") from error
+                           f"in UTF-8); save it as UTF-8, for example with iconv -f {source} "
+                           "-t utf-8") from error
 
   if not rows:
     raise UserInputError(f"CSV file {path} contains no data rows; expected one row of numbers "
