@@ -547,6 +547,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  preemption.install_ctrl_c_handler()
+  preemption.install_interrupt_redelivery()
   flags.mark_flags_as_required(["config"])
   app.run(main, flags_parser=cli.parse_flags)

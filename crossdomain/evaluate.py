@@ -252,6 +252,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  preemption.install_ctrl_c_handler()
+  preemption.install_interrupt_redelivery()
   _define_flags()
   app.run(main, flags_parser=cli.parse_flags)

@@ -86,5 +86,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  preemption.install_ctrl_c_handler()
+  preemption.install_interrupt_redelivery()
   app.run(main, flags_parser=cli.parse_flags)

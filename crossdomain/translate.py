@@ -359,6 +359,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  preemption.install_ctrl_c_handler()
+  preemption.install_interrupt_redelivery()
   _define_flags()
   app.run(main)

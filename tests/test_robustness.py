@@ -172,11 +172,12 @@ def test_repeated_signal_counts_once_then_kills(monkeypatch):
 
 
 @pytest.fixture
-def sigint_handler():
-  """Restore the SIGINT handler that a test replaces."""
-  previous = signal.getsignal(signal.SIGINT)
+def interrupt_hooks():
+  """Restore the SIGINT handler and sys.unraisablehook that a test replaces."""
+  previous_handler, previous_hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
   yield
-  signal.signal(signal.SIGINT, previous)
+  signal.signal(signal.SIGINT, previous_handler)
+  sys.unraisablehook = previous_hook
 
 
 def _wait_for_interrupt(seconds=5.0):
@@ -185,43 +186,37 @@ def _wait_for_interrupt(seconds=5.0):
     time.sleep(0.01)
 
 
-def test_ctrl_c_in_gc_callback_deferred(sigint_handler):
+def test_dropped_ctrl_c_is_redelivered(interrupt_hooks):
   from crossdomain import preemption
 
   signal.signal(signal.SIGINT, signal.default_int_handler)
-  preemption.install_ctrl_c_handler()
-  handler = signal.getsignal(signal.SIGINT)
-  raised_inside = []
+  preemption.install_interrupt_redelivery()
+  raised = []
 
   def callback(phase, info):
     del info
-    if phase == "start" and not raised_inside:
-      try:
-        handler(signal.SIGINT, sys._getframe())
-        raised_inside.append(False)
-      except KeyboardInterrupt:
-        raised_inside.append(True)
+    if phase == "start" and not raised:
+      raised.append(True)
+      raise KeyboardInterrupt  # Python drops it and calls sys.unraisablehook
 
   gc.callbacks.append(callback)
   try:
     gc.collect()
   finally:
     gc.callbacks.remove(callback)
-  assert raised_inside == [False]
+  assert raised == [True]
   with pytest.raises(KeyboardInterrupt):
     _wait_for_interrupt()
 
-  # Outside a callback it raises at once, as Python's own handler does.
-  with pytest.raises(KeyboardInterrupt):
-    handler(signal.SIGINT, sys._getframe())
 
-
-def test_ignored_sigint_stays_ignored(sigint_handler):
+def test_ignored_sigint_stays_ignored(interrupt_hooks):
   from crossdomain import preemption
 
+  hook = sys.unraisablehook
   signal.signal(signal.SIGINT, signal.SIG_IGN)
-  preemption.install_ctrl_c_handler()
+  preemption.install_interrupt_redelivery()
   assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+  assert sys.unraisablehook is hook
 
 
 def _largest_file(folder) -> str:
