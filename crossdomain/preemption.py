@@ -32,9 +32,10 @@ def _redeliver_interrupts(previous_hook):
       previous_hook(unraisable)
       return
     try:
-      # The main thread gets SIGINT again once the callback that dropped it returns.
+      # After a short delay, so that the callback that dropped it has returned.
       threading.Timer(_REDELIVERY_SECONDS, _thread.interrupt_main).start()
-    except RuntimeError:  # no new threads while the interpreter shuts down
+    except RuntimeError:
+      # Python starts no new threads while it shuts down, and then the program ends anyway.
       pass
 
   return hook
