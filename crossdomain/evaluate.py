@@ -22,7 +22,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from crossdomain import cli, data as data_lib, preemption
+from crossdomain import cli, data as data_lib, model_range, preemption
 from crossdomain.data import pipeline
 from crossdomain.errors import UserInputError
 from crossdomain.evaluation import metrics, quality as quality_lib
@@ -64,7 +64,7 @@ def images_to_model_range(images: np.ndarray, shape: tuple[int, ...], name: str)
     return images.astype(np.float32) / 127.5 - 1.0
   images = images.astype(np.float32)
   low, high = float(images.min()), float(images.max())
-  if low < -1.001 or high > 1.001:
+  if model_range.leaves_range(low, high):
     raise UserInputError(f"array {name!r} spans [{low:.3g}, {high:.3g}]; expected uint8, or "
                          f"floats in [0, 1] or [-1, 1]")
   # Real images in [-1, 1] have a background near -1; none reach below 0 in [0, 1].

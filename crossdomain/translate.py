@@ -25,14 +25,13 @@ import orbax.checkpoint as ocp
 from absl import app, flags, logging
 from PIL import Image
 
-from crossdomain import checkpointing, cli, config as config_lib, preemption, steps
+from crossdomain import checkpointing, cli, config as config_lib, model_range, preemption, steps
 from crossdomain.data import csv_vectors
 from crossdomain.errors import UserInputError
 from crossdomain.models import Networks, build_networks
 
 BATCH_SIZE = 64  # examples per jitted call; the last batch is padded to it
 DIRECTIONS = ("a2b", "b2a")
-_RANGE_TOLERANCE = 1e-3  # allows for rounding in the arithmetic that maps images to [-1, 1]
 FLAGS = flags.FLAGS
 
 
@@ -115,7 +114,7 @@ class Translator:
                            "values that are NaN or infinite; give finite values")
     if len(shape) == 3:
       low, high = float(x.min()), float(x.max())
-      if low < -1.0 - _RANGE_TOLERANCE or high > 1.0 + _RANGE_TOLERANCE:
+      if model_range.leaves_range(low, high):
         hint = ("Scale images in [0, 255] with x / 127.5 - 1" if high > 2.0 else
                 "Scale or clip them to [-1, 1]")
         raise UserInputError(f"images must be in [-1, 1], got values from {low:.4g} to "

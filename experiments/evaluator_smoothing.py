@@ -3,7 +3,7 @@
     uv run python -m experiments.evaluator_smoothing --workdir=runs/smoothing
 
 Image-folder and pix2pix runs measure their translations with a classifier
-of domain A against domain B (classifier.domain_pair_evaluator). This
+of domain A against domain B (evaluators.domain_pair_evaluator). This
 script trains that classifier on Fashion-MNIST's training shoes and bags
 once for each label smoothing, as those runs train it. For each one it
 prints the accuracy on the test shoes and bags and the median norm of
@@ -23,12 +23,12 @@ from absl import app, flags
 
 from crossdomain import cli
 from crossdomain.data import fashion_mnist
-from crossdomain.evaluation import classifier, metrics
+from crossdomain.evaluation import classifier, evaluators, metrics
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the classifiers and the figures.")
 _SMOOTHINGS = flags.DEFINE_list("smoothings", ["0.0", "0.1"],
                                 "Label smoothings to train with, each in [0, 1).")
-_STEPS = flags.DEFINE_integer("steps", classifier.DOMAIN_PAIR_STEPS,
+_STEPS = flags.DEFINE_integer("steps", evaluators.DOMAIN_PAIR_STEPS,
                               "Training steps of each classifier.")
 _LOCAL_DIR = flags.DEFINE_string("fashion_mnist_dir", fashion_mnist.DEFAULT_LOCAL_DIR,
                                  "Folder of Fashion-MNIST's four IDX files.")
@@ -63,7 +63,7 @@ def main(argv):
 
   records = []
   for smoothing in smoothings:
-    evaluator = classifier.domain_pair_evaluator(
+    evaluator = evaluators.domain_pair_evaluator(
         os.path.join(_WORKDIR.value, "evaluators"), f"shoes_vs_bags_smooth{smoothing}",
         train.images_a, train.images_b, test.images_a, test.images_b,
         class_names=("shoes", "bags"), steps=_STEPS.value, label_smoothing=smoothing)

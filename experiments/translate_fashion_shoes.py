@@ -19,7 +19,7 @@ from PIL import Image
 
 from crossdomain import cli, translate
 from crossdomain.data import fashion_mnist
-from crossdomain.evaluation import classifier
+from crossdomain.evaluation import classifier, evaluators
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a Fashion-MNIST run.")
 _STEP = flags.DEFINE_string("step", "best", "Checkpoint step: a number, 'latest' or 'best'.")
@@ -43,7 +43,7 @@ def main(argv):
   shoes = fashion_mnist.load_domains("test", local_dir=config.data.fashion_mnist_dir,
                                      tfds_data_dir=config.data.tfds_data_dir
                                      ).images_a[:_COUNT.value]
-  evaluator = classifier.fashion_mnist_evaluator(
+  evaluator = evaluators.fashion_mnist_evaluator(
       config.eval.evaluator_dir, local_dir=config.data.fashion_mnist_dir,
       tfds_data_dir=config.data.tfds_data_dir, steps=config.eval.evaluator_steps,
       seed=config.eval.evaluator_seed)

@@ -18,7 +18,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from crossdomain.data import fashion_mnist
-from crossdomain.evaluation import classifier
+from crossdomain.evaluation import classifier, classifier_cache, evaluators
 
 SIZE = 16
 SHAPE = (SIZE, SIZE, 1)
@@ -91,7 +91,7 @@ def load_toy(cache_dir, train_fn, *, key="toy_3class_16x16x1", **overrides):
   request = dict(image_shape=SHAPE, num_classes=NUM_CLASSES, settings=SETTINGS,
                  class_names=CLASS_NAMES)
   request.update(overrides)
-  return classifier.load_or_train(cache_dir, key, train_fn, **request)
+  return classifier_cache.load_or_train(cache_dir, key, train_fn, **request)
 
 
 # Training.
@@ -295,10 +295,10 @@ def test_cache_info_json(tmp_path, trained):
   load_toy(tmp_path, CountingTrainFn(*trained))
   cache_path = tmp_path / "toy_3class_16x16x1"
 
-  info = json.loads((cache_path / classifier.INFO_FILENAME).read_text())
+  info = json.loads((cache_path / classifier_cache.INFO_FILENAME).read_text())
 
-  assert sorted(os.listdir(cache_path)) == [classifier.INFO_FILENAME,
-                                            classifier.VARIABLES_DIRNAME]
+  assert sorted(os.listdir(cache_path)) == [classifier_cache.INFO_FILENAME,
+                                            classifier_cache.VARIABLES_DIRNAME]
   assert info["key"] == "toy_3class_16x16x1"
   assert info["image_shape"] == [SIZE, SIZE, 1]
   assert info["num_classes"] == NUM_CLASSES
@@ -324,7 +324,7 @@ def test_cache_mismatch_raises(tmp_path, trained, overrides, message):
   load_toy(tmp_path, CountingTrainFn(*trained))
   train_fn = CountingTrainFn(*trained)
 
-  with pytest.raises(classifier.CacheMismatchError, match=message) as error:
+  with pytest.raises(classifier_cache.CacheMismatchError, match=message) as error:
     load_toy(tmp_path, train_fn, **overrides)
 
   assert str(tmp_path / "toy_3class_16x16x1") in str(error.value)
@@ -334,14 +334,14 @@ def test_cache_mismatch_raises(tmp_path, trained, overrides, message):
 def test_cache_without_label_smoothing_loads_as_unsmoothed(tmp_path, trained):
   # Caches written before label smoothing existed do not record it.
   load_toy(tmp_path, CountingTrainFn(*trained))
-  info_path = tmp_path / "toy_3class_16x16x1" / classifier.INFO_FILENAME
+  info_path = tmp_path / "toy_3class_16x16x1" / classifier_cache.INFO_FILENAME
   info = json.loads(info_path.read_text())
   del info["training"]["label_smoothing"]
   info_path.write_text(json.dumps(info))
   train_fn = CountingTrainFn(*trained)
 
   load_toy(tmp_path, train_fn)
-  with pytest.raises(classifier.CacheMismatchError, match="'label_smoothing': 0.0"):
+  with pytest.raises(classifier_cache.CacheMismatchError, match="'label_smoothing': 0.0"):
     load_toy(tmp_path, train_fn, settings=dataclasses.replace(SETTINGS, label_smoothing=0.1))
 
   assert train_fn.calls == []
@@ -351,8 +351,8 @@ def test_cache_ignores_leftover_temp_folder(tmp_path, trained):
   # What a process killed during _save leaves: a hidden folder with a
   # complete-looking info.json but a truncated checkpoint.
   leftover = tmp_path / ".toy_3class_16x16x1.tmp-killed"
-  (leftover / classifier.VARIABLES_DIRNAME).mkdir(parents=True)
-  (leftover / classifier.INFO_FILENAME).write_text("{}")
+  (leftover / classifier_cache.VARIABLES_DIRNAME).mkdir(parents=True)
+  (leftover / classifier_cache.INFO_FILENAME).write_text("{}")
   train_fn = CountingTrainFn(*trained)
 
   evaluator = load_toy(tmp_path, train_fn)
@@ -366,7 +366,7 @@ def test_cache_failed_save_leaves_nothing(tmp_path, trained, monkeypatch):
   def fail_dump(*args, **kwargs):
     raise OSError("disk full")
 
-  monkeypatch.setattr(classifier.json, "dump", fail_dump)
+  monkeypatch.setattr(classifier_cache.json, "dump", fail_dump)
   with pytest.raises(OSError, match="disk full"):
     load_toy(tmp_path, CountingTrainFn(*trained))
   monkeypatch.undo()
@@ -381,7 +381,7 @@ def test_cache_incomplete_folder_raises(tmp_path, trained):
   (tmp_path / "toy_3class_16x16x1").mkdir()
   train_fn = CountingTrainFn(*trained)
 
-  with pytest.raises(classifier.IncompleteCacheError, match="toy_3class_16x16x1 is incomplete"):
+  with pytest.raises(classifier_cache.IncompleteCacheError, match="toy_3class_16x16x1 is incomplete"):
     load_toy(tmp_path, train_fn)
 
   assert train_fn.calls == []
@@ -389,9 +389,9 @@ def test_cache_incomplete_folder_raises(tmp_path, trained):
 
 def test_cache_invalid_info_json_raises(tmp_path, trained):
   load_toy(tmp_path, CountingTrainFn(*trained))
-  (tmp_path / "toy_3class_16x16x1" / classifier.INFO_FILENAME).write_text('{"num_cl')
+  (tmp_path / "toy_3class_16x16x1" / classifier_cache.INFO_FILENAME).write_text('{"num_cl')
 
-  with pytest.raises(classifier.IncompleteCacheError, match="invalid info.json"):
+  with pytest.raises(classifier_cache.IncompleteCacheError, match="invalid info.json"):
     load_toy(tmp_path, CountingTrainFn(*trained))
 
 
@@ -416,7 +416,7 @@ def test_domain_pair_evaluator(tmp_path):
   test_a = make_pattern_images(np.zeros(30, np.int64), seed=2)
   test_b = make_pattern_images(np.full(20, 2), seed=3)
 
-  evaluator = classifier.domain_pair_evaluator(
+  evaluator = evaluators.domain_pair_evaluator(
       tmp_path, "rows_vs_square_16x16x1", images_a, images_b, test_a, test_b,
       class_names=("rows", "square"), steps=30, batch_size=32)
   predictions_a = evaluator.logits(classifier.scale_images(test_a)).argmax(axis=-1)
@@ -429,14 +429,14 @@ def test_domain_pair_evaluator(tmp_path):
   assert evaluator.class_names == ("rows", "square")
   assert info["num_classes"] == 2
   assert info["training"]["steps"] == 30
-  assert info["training"]["label_smoothing"] == classifier.DOMAIN_PAIR_LABEL_SMOOTHING
+  assert info["training"]["label_smoothing"] == evaluators.DOMAIN_PAIR_LABEL_SMOOTHING
 
 
 def test_domain_pair_evaluator_rejects_shape_mismatch(tmp_path):
   images = np.zeros((4, SIZE, SIZE, 1), np.uint8)
 
   with pytest.raises(ValueError, match="one shape"):
-    classifier.domain_pair_evaluator(tmp_path, "pair", images, images, images,
+    evaluators.domain_pair_evaluator(tmp_path, "pair", images, images, images,
                                      np.zeros((4, SIZE, SIZE, 3), np.uint8))
 
 
@@ -444,7 +444,7 @@ def test_domain_pair_evaluator_rejects_empty_domain(tmp_path):
   images = np.zeros((4, SIZE, SIZE, 1), np.uint8)
 
   with pytest.raises(ValueError, match="images_b is empty"):
-    classifier.domain_pair_evaluator(tmp_path, "pair", images, images[:0], images, images)
+    evaluators.domain_pair_evaluator(tmp_path, "pair", images, images[:0], images, images)
 
 
 def test_fashion_mnist_evaluator_mock_data(tmp_path):
@@ -452,7 +452,7 @@ def test_fashion_mnist_evaluator_mock_data(tmp_path):
   # checks the wiring and the cache, not the accuracy.
   cache_dir = tmp_path / "cache"
   with tfds.testing.mock_data(num_examples=40):
-    evaluator = classifier.fashion_mnist_evaluator(
+    evaluator = evaluators.fashion_mnist_evaluator(
         cache_dir, local_dir=tmp_path / "no_idx_files", tfds_data_dir=tmp_path / "tfds", steps=2)
   key = "fashion_mnist_10class_32x32x1_2steps_seed0"
   info = json.loads((cache_dir / key / "info.json").read_text())
@@ -464,7 +464,7 @@ def test_fashion_mnist_evaluator_mock_data(tmp_path):
   assert info["training"]["steps"] == 2
 
   # The second call loads the cache, so it reads no data.
-  reloaded = classifier.fashion_mnist_evaluator(
+  reloaded = evaluators.fashion_mnist_evaluator(
       cache_dir, local_dir=tmp_path / "no_idx_files", tfds_data_dir=tmp_path / "tfds", steps=2)
   assert leaves_equal(evaluator.variables, reloaded.variables)
 

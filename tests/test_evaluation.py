@@ -11,7 +11,7 @@ import pytest
 from crossdomain import train
 from crossdomain.data import gmm
 from crossdomain.errors import UserInputError
-from crossdomain.evaluation import classifier, quality, selection
+from crossdomain.evaluation import classifier, evaluators, quality, selection
 from tests import runs
 
 MIXTURE_A = gmm.Mixture(((0.0, 0.0), (2.0, 2.0), (-2.0, 2.0)), 0.05)
@@ -74,7 +74,7 @@ def image_setup(tmp_path_factory):
   train_b, _ = _synthetic_images(rng, 300, "b")
   test_a, subclasses = _synthetic_images(rng, 240, "a")
   test_b, _ = _synthetic_images(rng, 240, "b")
-  evaluator = classifier.domain_pair_evaluator(
+  evaluator = evaluators.domain_pair_evaluator(
       str(tmp_path_factory.mktemp("evaluators")), "synthetic_16x16x1", train_a, train_b,
       test_a, test_b, steps=150, seed=0)
   measure = quality.ImageQuality(evaluator, (0,), (1,), subclasses, seed=0)

@@ -232,6 +232,13 @@ def test_translator_rejects_bad_inputs(image_translator, inputs, direction, mess
     image_translator(inputs, direction)
 
 
+def test_translator_allows_rounding_past_the_range(image_translator):
+  inputs = np.full((2, 8, 8, 3), 1.0005, np.float32)
+  inputs[0] = -1.0005
+
+  assert image_translator(inputs, "a2b")["translated"].shape == (2, 8, 8, 3)
+
+
 def test_translator_accepts_bfloat16(image_translator):
   outputs = image_translator(jnp.zeros((2, 8, 8, 3), jnp.bfloat16), "a2b")
 

@@ -255,7 +255,7 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
     # a Frechet distance on the raw vectors.
     return None
 
-  from crossdomain.evaluation import classifier  # TensorFlow Datasets loads slowly
+  from crossdomain.evaluation import evaluators  # TensorFlow Datasets loads slowly
   for name, domain in (("A", domains.a), ("B", domains.b)):
     # Each real-against-real floor splits the held-out set in two halves,
     # and a Frechet distance needs at least two examples on each side.
@@ -279,7 +279,7 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
                            f"needs at least {MIN_HELD_OUT}; {remedy}")
   if config.data.name == "fashion_mnist":
     from crossdomain.data import fashion_mnist
-    evaluator = classifier.fashion_mnist_evaluator(
+    evaluator = evaluators.fashion_mnist_evaluator(
         config.eval.evaluator_dir, local_dir=config.data.fashion_mnist_dir,
         tfds_data_dir=config.data.tfds_data_dir, steps=config.eval.evaluator_steps,
         seed=config.eval.evaluator_seed)
@@ -293,10 +293,10 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
   # used are not loaded in its place.
   key = (f"{config.data.name}_{_data_key(config.data, domains.contents)}_{shape}_"
          f"{config.eval.evaluator_steps}steps_seed{seed}_"
-         f"smooth{classifier.DOMAIN_PAIR_LABEL_SMOOTHING:g}")
+         f"smooth{evaluators.DOMAIN_PAIR_LABEL_SMOOTHING:g}")
   train_a = domains.a.train_sample(config.eval.evaluator_examples, seed)
   train_b = domains.b.train_sample(config.eval.evaluator_examples, seed)
-  evaluator = classifier.domain_pair_evaluator(
+  evaluator = evaluators.domain_pair_evaluator(
       config.eval.evaluator_dir, key, train_a, train_b, domains.a.test, domains.b.test,
       steps=config.eval.evaluator_steps, seed=seed)
   _warn_if_weak(evaluator, "raise eval.evaluator_steps or add images")
