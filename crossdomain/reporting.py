@@ -22,9 +22,13 @@ def sample_inputs(domains: data_lib.DomainPair, count: int) -> tuple[np.ndarray,
 
 
 def save_figures(workdir: str, step: int, domains: data_lib.DomainPair,
-                  inputs: tuple[np.ndarray, np.ndarray], outputs: dict[str, np.ndarray],
+                  inputs: tuple[np.ndarray, np.ndarray], outputs: dict[str, np.ndarray] | None,
                   history: list[dict]) -> None:
-  """Write the sample grid or toy scatter of this step and the loss graph."""
+  """Write the sample grid or toy scatter of this step and the loss graph.
+
+  Vector domains of unknown density have no sample figure, so for them
+  `outputs` may be None and only the loss graph is written.
+  """
   figures = os.path.join(workdir, "figures")
   if domains.is_image or domains.mixtures is not None:
     os.makedirs(figures, exist_ok=True)

@@ -188,6 +188,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
   update = {"D": compile_step(steps.discriminator_step), "G": compile_step(steps.generator_step)}
   translate = jax.jit(functools.partial(steps.translate, networks), out_shardings=replicated)
   sample_inputs = reporting.sample_inputs(domains, config.data.num_sample_examples)
+  # Vectors of unknown density get no sample figure, only the loss graph.
+  draws_samples = domains.is_image or domains.mixtures is not None
 
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
   measure = quality_lib.measure_settings(config, domains.contents)
@@ -225,7 +227,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
       due = _count_due(done, period, config.num_steps) if period else 0
       seconds += other_seconds[kind] * due
       if due and not other_seconds[kind]:
-        untimed.append({"sample": "sample figures", "eval": "evaluations"}[kind])
+        untimed.append({"sample": "sample figures" if draws_samples else "loss graphs",
+                        "eval": "evaluations"}[kind])
     return seconds, untimed
 
   def log_period(done: int) -> None:
@@ -288,8 +291,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
         if _due(done, config.sample_every, config.num_steps):
           started = time.perf_counter()
           # Every process runs the jitted translation; only the writer plots it.
-          outputs = translate_all(translate, state, *sample_inputs, mesh,
-                                  config.eval.batch_size)
+          outputs = (translate_all(translate, state, *sample_inputs, mesh,
+                                   config.eval.batch_size) if draws_samples else None)
           if is_writer:
             reporting.save_figures(workdir, done, domains, sample_inputs, outputs,
                                    writer.history)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import gmm as gmm_config
+from configs import csv as csv_config, gmm as gmm_config
 from crossdomain import reporting, steps, train
 from crossdomain.models import build_networks
 from tests import runs
@@ -184,3 +184,22 @@ def test_time_left_names_work_not_timed_yet(tmp_path, caplog):
   assert lines[4].endswith("left plus sample figures and evaluations, not timed yet")
   assert lines[6].endswith("left plus sample figures, not timed yet")  # evaluated at 4
   assert lines[8].endswith(" left")  # nothing is due after the last step
+
+
+def test_csv_run_draws_only_the_loss_graph(tmp_path, caplog):
+  rng = np.random.default_rng(0)
+  for name in ("a", "b"):
+    np.savetxt(tmp_path / f"{name}.csv", rng.normal(size=(40, 2)), delimiter=",")
+  config = csv_config.get_config()
+  config.data.csv_a, config.data.csv_b = str(tmp_path / "a.csv"), str(tmp_path / "b.csv")
+  config.data.batch_size = 8
+  config.model.hidden = (8, 8)
+  config.num_steps, config.log_every, config.sample_every = 4, 2, 4
+  workdir = tmp_path / "run"
+  with caplog.at_level("INFO"):
+    train.train_and_evaluate(config, str(workdir))
+  lines = [record.getMessage() for record in caplog.records if " steps/s, " in record.msg]
+
+  assert lines[0].endswith("left plus loss graphs, not timed yet")
+  assert (workdir / "losses.png").is_file()
+  assert not (workdir / "figures").exists()
