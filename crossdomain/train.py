@@ -14,7 +14,7 @@ from absl import logging
 from crossdomain import checkpointing, config as config_lib, data as data_lib, divergence
 from crossdomain import parallel, plotting, preemption, reporting, steps, workdir_lock
 from crossdomain.data import pipeline
-from crossdomain.errors import UserInputError
+from crossdomain.errors import raise_problems
 from crossdomain.evaluation import quality as quality_lib, selection as selection_lib
 from crossdomain.metric_writer import MetricWriter
 from crossdomain.models import build_networks
@@ -50,12 +50,12 @@ def _count_due(after: int, period: int, last_step: int) -> int:
   return multiples + (last_step % period != 0 and after < last_step)
 
 
-def _check_batch_fits(domains: data_lib.DomainPair, batch_size: int) -> None:
-  for name, domain in (("A", domains.a), ("B", domains.b)):
-    if len(domain.train) < batch_size:
-      raise UserInputError(
-          f"data.batch_size {batch_size} is larger than domain {name}'s "
-          f"{len(domain.train)} training examples; lower data.batch_size")
+def _batch_problems(domains: data_lib.DomainPair, batch_size: int) -> list[str]:
+  """Return a message for each domain with fewer training examples than one batch."""
+  return [f"data.batch_size {batch_size} is larger than domain {name}'s "
+          f"{len(domain.train)} training examples; lower data.batch_size"
+          for name, domain in (("A", domains.a), ("B", domains.b))
+          if len(domain.train) < batch_size]
 
 
 def translate_all(translate, state: steps.TrainState, inputs_a: np.ndarray,
@@ -147,7 +147,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
 
   # Data, networks and the measure of translation quality.
   domains = data_lib.load(config.data, config.seed)
-  _check_batch_fits(domains, config.data.batch_size)
+  # Both checks at once, so that small image folders report every fix in one run.
+  raise_problems(_batch_problems(domains, config.data.batch_size)
+                 + quality_lib.held_out_problems(config, domains))
   networks = build_networks(config.model, domains.a.example_shape, domains.b.example_shape)
   meta = checkpointing.make_meta(config, domains.a.example_shape, domains.b.example_shape,
                                  domains.a.columns, domains.b.columns)

@@ -330,6 +330,16 @@ def translate_path(translator: Translator, direction: str, input_path: str, outp
   return written
 
 
+def other_files(folder: str, written: Sequence[str]) -> list[str]:
+  """Return the files under folder, relative to it and sorted, that are not in written."""
+  written = {os.path.abspath(path) for path in written}
+  others = []
+  for root, _, names in os.walk(folder):
+    others += [os.path.relpath(os.path.join(root, name), folder) for name in names
+               if os.path.abspath(os.path.join(root, name)) not in written]
+  return sorted(others)
+
+
 def _define_flags() -> None:
   """Define the command's flags; only when run as a program, so importing stays free of them."""
   flags.DEFINE_string("workdir", None, "Workdir of a training run.")
@@ -355,6 +365,11 @@ def main(argv):
     raise SystemExit(f"error: {error}") from None
   logging.info("Wrote %d file(s) to %s with the checkpoint at step %d", len(written),
                FLAGS.output, translator.step)
+  others = other_files(FLAGS.output, written)
+  if others:
+    logging.warning("%s also contains %d file(s) that this command did not write, such as %s; "
+                    "they may be from an earlier translation", FLAGS.output, len(others),
+                    others[0])
 
 
 if __name__ == "__main__":

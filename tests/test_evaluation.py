@@ -287,6 +287,15 @@ def test_weak_evaluator_warning_names_remedy(caplog):
   assert caplog.text == ""
 
 
+@pytest.mark.parametrize("count_a,count_b,steps,expected", [
+    (5000, 4000, 1000, "raise eval.evaluator_steps or add images"),
+    (51, 40, 1500, "add images: it trained on 51 images of A and 40 of B, each seen about "
+                   "1882 times, so more steps would not help"),
+])
+def test_weak_pair_evaluator_remedy(count_a, count_b, steps, expected):
+  assert quality._pair_remedy(count_a, count_b, steps) == expected
+
+
 def test_max_examples_beyond_held_out_changes_nothing():
   config = runs.tiny_config()
   config.eval.max_examples = 3000
@@ -301,7 +310,7 @@ def test_max_examples_beyond_held_out_changes_nothing():
       "eval.max_examples: 3000 -> 100"]
 
 
-def test_runs_of_every_seed_share_one_evaluator(tmp_path):
+def test_runs_of_every_seed_share_one_evaluator(tmp_path, caplog):
   from configs import image_folders as image_folders_config
   from crossdomain import data as data_lib
   from tests.test_image_folders import folders_config, write_color_folder
@@ -311,10 +320,13 @@ def test_runs_of_every_seed_share_one_evaluator(tmp_path):
                                write_color_folder(tmp_path / "b", 32), image_size=16)
   config.eval.evaluator_dir = str(tmp_path / "evaluators")
   config.eval.evaluator_steps = 2
-  for seed in (0, 1):
-    config.seed = seed
-    quality.make_quality(config, data_lib.load(config.data, seed))
+  with caplog.at_level("WARNING"):
+    for seed in (0, 1):
+      config.seed = seed
+      quality.make_quality(config, data_lib.load(config.data, seed))
   cached = os.listdir(config.eval.evaluator_dir)
+  # Small folders hold out few images, so the floors are flagged.
+  assert "below 256 images they are inflated" in caplog.text
   assert len(cached) == 1, cached
   assert cached[0].endswith("_2steps_seed0_smooth0.1"), cached
 
@@ -346,8 +358,9 @@ def test_too_few_held_out_images_names_the_fix(config_name, max_examples, train_
   test_images = np.zeros((6, 8, 8, 3), np.uint8)
   domain = data_lib.Domain(train_images, np.zeros(train_count, np.int64), test_images,
                            np.zeros(6, np.int64))
-  with pytest.raises(UserInputError, match=f"domain A has [46] held-out images for evaluation, "
-                                           f"which needs at least 8; {remedy}$"):
+  problem = f"has [46] held-out images for evaluation, which needs at least 8; {remedy}"
+  # Both domains fall short, and one error names both.
+  with pytest.raises(UserInputError, match=f"^domain A {problem}. Also, domain B {problem}$"):
     quality.make_quality(config, data_lib.DomainPair(domain, domain))
 
 

@@ -257,3 +257,22 @@ def test_contents_follow_files_not_places(tmp_path):
 
   Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "moved" / "extra.png")
   assert data_lib.load(config, seed=0).contents.startswith("9 and 8 images, sha256 ")
+
+
+def test_small_folders_report_every_problem_at_once(tmp_path):
+  from crossdomain import train
+
+  config = image_folders_config.get_config()
+  config.data = folders_config(write_color_folder(tmp_path / "a", 12),
+                               write_color_folder(tmp_path / "b", 12), image_size=8)
+  config.data.batch_size = 16
+
+  # 12 images with a test fraction of 0.25 leave 9 to train on and 3 held out.
+  with pytest.raises(UserInputError) as error:
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+
+  problems = str(error.value).split(". Also, ")
+  assert problems[0] == ("data.batch_size 16 is larger than domain A's 9 training examples; "
+                         "lower data.batch_size")
+  assert problems[2].startswith("domain A has 3 held-out images for evaluation")
+  assert len(problems) == 4

@@ -320,3 +320,13 @@ def test_unreadable_image_input_is_named(image_translator, tmp_path):
     translate.translate_path(image_translator, "a2b", str(tmp_path / "notes"),
                              str(tmp_path / "out"), with_reconstruction=False)
   assert not os.path.exists(tmp_path / "out")
+
+
+def test_other_files_lists_files_not_written(tmp_path):
+  (tmp_path / "reconstructions").mkdir()
+  for name in ("x.png", "y.png", "reconstructions/x.png"):
+    (tmp_path / name).write_bytes(b"")
+
+  others = translate.other_files(str(tmp_path), [str(tmp_path / "x.png")])
+
+  assert others == ["reconstructions/x.png", "y.png"]

@@ -23,12 +23,15 @@ from absl import logging
 
 from crossdomain import data as data_lib
 from crossdomain.data import gmm
-from crossdomain.errors import UserInputError
+from crossdomain.errors import raise_problems
 from crossdomain.evaluation import metrics
-from crossdomain.evaluation.classifier import Evaluator
+from crossdomain.evaluation.classifier import DEFAULT_BATCH_SIZE, Evaluator
 
 Arrays = dict[str, np.ndarray]
 MIN_HELD_OUT = 8  # held-out images per domain that image evaluation needs
+# Below this many held-out images, each half that a floor compares has fewer
+# images than the evaluator has features (128), so its covariance is singular.
+RELIABLE_HELD_OUT = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +241,39 @@ def measure_changes(saved: dict, current: dict, held_out: tuple[int, int]) -> li
           for name in sorted(saved) if effective(saved, name) != effective(current, name)]
 
 
+def held_out_problems(config: ml_collections.ConfigDict,
+                      domains: data_lib.DomainPair) -> list[str]:
+  """Return one message per image domain with too few held-out images to evaluate, with its fix.
+
+  Each real-against-real floor splits the held-out set in two halves, and a
+  Fréchet distance needs at least two examples on each side.
+  """
+  if not domains.is_image:
+    return []
+  problems = []
+  for name, domain in (("A", domains.a), ("B", domains.b)):
+    count = min(len(domain.test), config.eval.max_examples)
+    if count >= MIN_HELD_OUT:
+      continue
+    if config.eval.max_examples < MIN_HELD_OUT:
+      remedy = "raise eval.max_examples"
+    elif config.data.get("max_test_examples", MIN_HELD_OUT) < MIN_HELD_OUT:
+      remedy = f"raise data.max_test_examples to {MIN_HELD_OUT} or more"
+    elif "test_fraction" in config.data:
+      total = domain.num_train + len(domain.test)
+      # The held-out count is round(test_fraction * total), see data._hold_out.
+      # One image to spare, so that removing an image does not fail the next run.
+      fraction = math.ceil((MIN_HELD_OUT + 0.5) / total * 100) / 100
+      remedy = (f"set data.test_fraction to {fraction:.2f}, which holds out "
+                f"{round(fraction * total)} of its {total} images"
+                if fraction < 0.5 else f"add images: it has {total}")
+    else:  # pix2pix and Fashion-MNIST hold out their validation or test split
+      remedy = "add images to the dataset's validation split"
+    problems.append(f"domain {name} has {count} held-out images for evaluation, which "
+                    f"needs at least {MIN_HELD_OUT}; {remedy}")
+  return problems
+
+
 def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair):
   """Return the measure of translation quality that fits the run's data, or None.
 
@@ -256,27 +292,15 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
     return None
 
   from crossdomain.evaluation import evaluators  # TensorFlow Datasets loads slowly
+  raise_problems(held_out_problems(config, domains))
   for name, domain in (("A", domains.a), ("B", domains.b)):
-    # Each real-against-real floor splits the held-out set in two halves,
-    # and a Frechet distance needs at least two examples on each side.
     count = min(len(domain.test), config.eval.max_examples)
-    if count < MIN_HELD_OUT:
-      if config.eval.max_examples < MIN_HELD_OUT:
-        remedy = "raise eval.max_examples"
-      elif config.data.get("max_test_examples", MIN_HELD_OUT) < MIN_HELD_OUT:
-        remedy = f"raise data.max_test_examples to {MIN_HELD_OUT} or more"
-      elif "test_fraction" in config.data:
-        total = domain.num_train + len(domain.test)
-        # The held-out count is round(test_fraction * total), see data._hold_out.
-        # One image to spare, so that removing an image does not fail the next run.
-        fraction = math.ceil((MIN_HELD_OUT + 0.5) / total * 100) / 100
-        remedy = (f"set data.test_fraction to {fraction:.2f}, which holds out "
-                  f"{round(fraction * total)} of its {total} images"
-                  if fraction < 0.5 else f"add images: it has {total}")
-      else:  # pix2pix and Fashion-MNIST hold out their validation or test split
-        remedy = "add images to the dataset's validation split"
-      raise UserInputError(f"domain {name} has {count} held-out images for evaluation, which "
-                           f"needs at least {MIN_HELD_OUT}; {remedy}")
+    if count < RELIABLE_HELD_OUT:
+      logging.warning(
+          "Domain %s has %d held-out images for evaluation. The Fréchet distance and KID "
+          "floors compare two halves of them, and below %d images they are inflated, so a "
+          "translation can score below its floor; hold out more images to trust them.",
+          name, count, RELIABLE_HELD_OUT)
   if config.data.name == "fashion_mnist":
     from crossdomain.data import fashion_mnist
     evaluator = evaluators.fashion_mnist_evaluator(
@@ -299,8 +323,24 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
   evaluator = evaluators.domain_pair_evaluator(
       config.eval.evaluator_dir, key, train_a, train_b, domains.a.test, domains.b.test,
       steps=config.eval.evaluator_steps, seed=seed)
-  _warn_if_weak(evaluator, "raise eval.evaluator_steps or add images")
+  _warn_if_weak(evaluator, _pair_remedy(len(train_a), len(train_b),
+                                         config.eval.evaluator_steps))
   return ImageQuality(evaluator, (0,), (1,), None, config.seed)
+
+
+# Passes over its training images after which the A-against-B classifier is
+# taken to fit them. An estimate: beyond it, more steps rarely help.
+FITTED_EPOCHS = 20
+
+
+def _pair_remedy(count_a: int, count_b: int, steps: int) -> str:
+  """Return the advice for a weak A-against-B evaluator that trained on these image counts."""
+  # The smaller domain is oversampled to the larger one's count.
+  epochs = steps * DEFAULT_BATCH_SIZE / (2 * max(count_a, count_b))
+  if epochs < FITTED_EPOCHS:
+    return "raise eval.evaluator_steps or add images"
+  return (f"add images: it trained on {count_a} images of A and {count_b} of B, each seen "
+          f"about {epochs:.0f} times, so more steps would not help")
 
 
 WEAK_EVALUATOR_ACCURACY = 0.9
