@@ -26,8 +26,9 @@ from crossdomain.steps import TrainState
 STATE_ITEMS = ("generators", "discriminators", "optimizers", "progress")
 META_ITEM = "meta"
 
-# Config sections whose values decide the shapes of the saved arrays. A
-# checkpoint made with other values cannot be restored into this run.
+# Config fields that decide which networks a checkpoint contains and their
+# shapes (vector widths), or the kind of data. A checkpoint made with other
+# values cannot be restored into this run.
 _STRUCTURAL_FIELDS = ("model.tie_generators", "model.hidden", "data.name")
 # Sections whose changes a resumed run accepts with a warning: it continues
 # on other data, with another objective or optimizer, or with other compute.

@@ -50,7 +50,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.loss = ml_collections.ConfigDict()
   # "gan": no reconstruction; "recongan": only A -> B -> A is reconstructed;
-  # "discogan": both cycles.
+  # "discogan": both cycles. Every variant trains both directions' GAN terms
+  # and both discriminators, unlike the reference's one-directional baselines.
   config.loss.variant = "discogan"
   config.loss.gan = "bce"  # or "least_squares"
   config.loss.reconstruction = "mse"  # or "l1"

@@ -1,6 +1,8 @@
 """Loss terms of coupled GANs and the rule that combines them per direction.
 
-Every function is pure and returns a float32 scalar averaged over the batch.
+Every loss term is a pure function that returns a float32 scalar averaged
+over the batch. `reconstruction_weight`, `reconstructs` and `direction_loss`
+are the rule that combines the terms.
 Logits are unbounded discriminator outputs (positive means real).
 """
 

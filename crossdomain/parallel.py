@@ -23,11 +23,11 @@ def make_mesh() -> jax.sharding.Mesh:
 
 
 def check_batch_size(batch_size: int, mesh: jax.sharding.Mesh) -> None:
-  """Raise ValueError unless the global batch divides evenly over the mesh."""
+  """Raise UserInputError unless the global batch divides evenly over the mesh."""
   devices = mesh.devices.size
   if batch_size % devices:
     raise UserInputError(f"data.batch_size {batch_size} does not divide evenly over {devices} "
-                     f"devices; use a multiple of {devices}")
+                         f"devices; use a multiple of {devices}")
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

@@ -6,8 +6,6 @@ networks it updates: the discriminator step sees translations as constants,
 and the generator step takes no discriminator weight gradients.
 """
 
-from collections.abc import Callable
-
 import flax
 import jax
 import jax.numpy as jnp
@@ -155,6 +153,20 @@ def discriminator_step(state: TrainState, batch_a: jax.Array, batch_b: jax.Array
   return state, metrics
 
 
+def trained_generators(networks: Networks, variant: str) -> set[str]:
+  """Return the generator parameter sets that a loss variant trains.
+
+  Every variant trains both translators. An untied reconstruction network
+  ('r_ba' for A -> B -> A, 'r_ab' for B -> A -> B) is trained only by the
+  variants that reconstruct its cycle, so `gan` trains neither and `recongan`
+  only 'r_ba'.
+  """
+  roles = ["ab", "ba"]
+  roles += [f"{domain}{other}{domain}" for domain, other in (("a", "b"), ("b", "a"))
+            if losses.reconstructs(variant, domain)]
+  return {networks.roles[role] for role in roles}
+
+
 def generator_step(state: TrainState, batch_a: jax.Array, batch_b: jax.Array, *,
                    networks: Networks, config: ml_collections.ConfigDict
                    ) -> tuple[TrainState, Metrics]:
@@ -203,6 +215,11 @@ def generator_step(state: TrainState, batch_a: jax.Array, batch_b: jax.Array, *,
   (total, (stats, metrics)), grads = grad_fn(state.generator_params)
   updates, opt_state = make_optimizer(config.optimizer).update(
       grads, state.generator_opt_state, state.generator_params)
+  # Weight decay alone would move a parameter set that no loss term reaches
+  # by about the learning rate per step, because Adam normalizes its gradient.
+  trained = trained_generators(networks, config.loss.variant)
+  updates = {name: update if name in trained else jax.tree.map(jnp.zeros_like, update)
+             for name, update in updates.items()}
   params = optax.apply_updates(state.generator_params, updates)
 
   metrics.update(g_loss=total, g_grad_norm=optax.tree.norm(grads))
@@ -231,5 +248,3 @@ def translate(networks: Networks, params: Params, stats: Params, batch_a: jax.Ar
   ab, ba = run("ab", batch_a), run("ba", batch_b)
   return {"ab": ab, "aba": run("aba", ab), "ba": ba, "bab": run("bab", ba)}
 
-
-StepFn = Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, Metrics]]

@@ -16,6 +16,7 @@ from crossdomain import parallel, plotting, preemption, reporting, steps, workdi
 from crossdomain.data import pipeline
 from crossdomain.errors import raise_problems
 from crossdomain.evaluation import quality as quality_lib, selection as selection_lib
+from crossdomain.image_size import num_stages
 from crossdomain.metric_writer import MetricWriter
 from crossdomain.models import build_networks
 
@@ -56,6 +57,21 @@ def _batch_problems(domains: data_lib.DomainPair, batch_size: int) -> list[str]:
           f"{len(domain.train)} training examples; lower data.batch_size"
           for name, domain in (("A", domains.a), ("B", domains.b))
           if len(domain.train) < batch_size]
+
+
+def _warn_if_nothing_to_match(config: ml_collections.ConfigDict,
+                              domains: data_lib.DomainPair) -> None:
+  """Warn when feature matching is on but an image discriminator has no features to match."""
+  if not (config.loss.feature_matching and domains.is_image):
+    return
+  size = min(domains.a.example_shape[0], domains.b.example_shape[0])
+  # The first stage has no batch norm, and only normalized stages give features.
+  if num_stages(size) < 2:
+    logging.warning(
+        "Feature matching has nothing to match at %dx%d: the discriminators' only stage has "
+        "no batch norm, so the adversarial loss is loss.gan_weight (%g) times the GAN loss "
+        "alone. Use images of 16x16 or larger, or set loss.feature_matching=false.",
+        size, size, config.loss.gan_weight)
 
 
 def translate_all(translate, state: steps.TrainState, inputs_a: np.ndarray,
@@ -151,6 +167,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
   raise_problems(_batch_problems(domains, config.data.batch_size)
                  + quality_lib.held_out_problems(config, domains))
   networks = build_networks(config.model, domains.a.example_shape, domains.b.example_shape)
+  _warn_if_nothing_to_match(config, domains)
   meta = checkpointing.make_meta(config, domains.a.example_shape, domains.b.example_shape,
                                  domains.a.columns, domains.b.columns)
   checkpointing.check_workdir(workdir, meta)  # before an evaluator classifier is trained

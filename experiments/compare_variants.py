@@ -108,7 +108,9 @@ def main(argv):
                             time.perf_counter() - started)
             + " The training times below count each run once.", "",
             "`gan` trains no reconstruction, `recongan` reconstructs A -> B -> A only, "
-            "`discogan` both cycles. Metrics are defined in "
+            "`discogan` both cycles. All three train the GAN terms of both directions "
+            "and both discriminators, unlike the reference script's baselines, which train "
+            "only A -> B (see the README's Losses section). Metrics are defined in "
             "crossdomain/evaluation/quality.py. Image cycle errors are in [0, 1] pixel "
             "units. A Fréchet floor is the distance between two random halves of the real "
             "held-out images. It depends on the seed that draws the halves and on how many "

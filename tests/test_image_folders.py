@@ -276,3 +276,17 @@ def test_small_folders_report_every_problem_at_once(tmp_path):
                          "lower data.batch_size")
   assert problems[2].startswith("domain A has 3 held-out images for evaluation")
   assert len(problems) == 4
+
+
+@pytest.mark.parametrize("size,warned", [(8, True), (16, False)])
+def test_feature_matching_at_8x8_warns(size, warned, caplog):
+  import types
+
+  from crossdomain import train
+
+  config = image_folders_config.get_config()
+  domain = types.SimpleNamespace(example_shape=(size, size, 3))
+  domains = types.SimpleNamespace(is_image=True, a=domain, b=domain)
+  with caplog.at_level(logging.WARNING):
+    train._warn_if_nothing_to_match(config, domains)
+  assert ("Feature matching has nothing to match at 8x8" in caplog.text) == warned

@@ -117,6 +117,24 @@ def test_untied_generators_train_four_networks(tmp_path):
     assert any(not np.array_equal(x, y) for x, y in zip(before, after)), name
 
 
+@pytest.mark.parametrize("variant,untrained", [("gan", {"r_ab", "r_ba"}),
+                                                ("recongan", {"r_ab"}), ("discogan", set())])
+def test_untrained_networks_stay_under_weight_decay(variant, untrained):
+  config = _tiny_config(model__tie_generators=False, loss__variant=variant,
+                        optimizer__weight_decay=1e-3)
+  networks = build_networks(config.model, (2,), (2,))
+  state = steps.init_state(networks, config, (2,), (2,))
+  batch_a, batch_b = np.random.default_rng(0).normal(size=(2, 16, 2)).astype(np.float32)
+
+  after, _ = steps.generator_step(state, batch_a, batch_b, networks=networks, config=config)
+
+  for name in state.generator_params:
+    pairs = zip(jax.tree.leaves(after.generator_params[name]),
+                jax.tree.leaves(state.generator_params[name]))
+    moved = any(not np.array_equal(x, y) for x, y in pairs)
+    assert moved == (name not in untrained), name
+
+
 def _initial_state(config):
   networks = build_networks(config.model, (2,), (2,))
   return steps.init_state(networks, config, (2,), (2,))
