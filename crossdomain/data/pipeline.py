@@ -184,9 +184,12 @@ def domain_batches(examples: np.ndarray | FileSource, batch_size: int, seed: int
                    process_count: int = 1) -> tf.data.Dataset:
   """Return this process's share of each global batch of one domain, in model range.
 
-  Process p gets rows [p * local, (p + 1) * local) of every global batch of
-  `batch_size` rows, so the global batch does not depend on the number of
-  processes. A file source is read and decoded only for this process's rows.
+  Process p reads rows [p * local, (p + 1) * local) of every global batch of
+  `batch_size` rows, so the global batch contains the same rows whatever the
+  number of processes. Where they sit in the assembled array follows the
+  mesh's placement of each process's devices, so their order can differ,
+  which changes neither the losses nor the batch statistics. A file source
+  is read and decoded only for this process's rows.
 
   Args:
     examples: an in-memory array [N, ...] or a FileSource.
