@@ -81,7 +81,9 @@ def init_state(networks: Networks, config: ml_collections.ConfigDict,
   discriminator_params = select(params, discriminator_names)
   return TrainState(
       step=jnp.zeros((), jnp.int32),
-      rng=rng,
+      # Past the initialization keys, so that a stochastic layer added later
+      # draws keys that no initialization used.
+      rng=jax.random.fold_in(rng, len(modules)),
       generator_params=generator_params,
       generator_stats=select(stats, generator_names),
       discriminator_params=discriminator_params,
