@@ -381,7 +381,8 @@ def test_cache_incomplete_folder_raises(tmp_path, trained):
   (tmp_path / "toy_3class_16x16x1").mkdir()
   train_fn = CountingTrainFn(*trained)
 
-  with pytest.raises(classifier_cache.IncompleteCacheError, match="toy_3class_16x16x1 is incomplete"):
+  with pytest.raises(classifier_cache.IncompleteCacheError,
+                     match="toy_3class_16x16x1 is incomplete"):
     load_toy(tmp_path, train_fn)
 
   assert train_fn.calls == []

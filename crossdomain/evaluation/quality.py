@@ -293,14 +293,14 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
 
   from crossdomain.evaluation import evaluators  # TensorFlow Datasets loads slowly
   raise_problems(held_out_problems(config, domains))
-  for name, domain in (("A", domains.a), ("B", domains.b)):
-    count = min(len(domain.test), config.eval.max_examples)
-    if count < RELIABLE_HELD_OUT:
-      logging.warning(
-          "Domain %s has %d held-out images for evaluation. The Fréchet distance and KID "
-          "floors compare two halves of them, and below %d images they are inflated, so a "
-          "translation can score below its floor; hold out more images to trust them.",
-          name, count, RELIABLE_HELD_OUT)
+  counts = [min(len(domain.test), config.eval.max_examples) for domain in (domains.a, domains.b)]
+  if min(counts) < RELIABLE_HELD_OUT:
+    logging.warning(
+        "Domains A and B have %d and %d held-out images for evaluation. The Fréchet "
+        "distance and KID floors compare two halves of them, and below %d images they are "
+        "inflated, so a translation can score below its floor. Compare distances across "
+        "steps rather than with the floor, or hold out more images where the data allows.",
+        *counts, RELIABLE_HELD_OUT)
   if config.data.name == "fashion_mnist":
     from crossdomain.data import fashion_mnist
     evaluator = evaluators.fashion_mnist_evaluator(
