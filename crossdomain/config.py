@@ -11,9 +11,9 @@ import os
 import ml_collections
 
 from crossdomain.errors import UserInputError
-from crossdomain.losses import VARIANTS
+from crossdomain.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES, VARIANTS
 from crossdomain.models import COMPUTE_DTYPES
-from crossdomain.models.upsample import INIT_SCHEMES
+from crossdomain.models.upsample import INIT_SCHEMES, UPSAMPLE_FORMULATIONS
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -41,7 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
   # How the decoder's transposed convolutions are computed; every form is the
   # same function of the same parameters. "auto" picks, on CPU, the form
   # measured fastest for each layer's shape; the others are "subpixel",
-  # "shifted_subpixel", "dilated" and "col2im". See models/upsample.py.
+  # "shifted_subpixel", "dilated" and "col2im". It does not reach the
+  # encoders, whose input gradients on CPU always use the forms that "auto"
+  # picks. See models/upsample.py.
   config.model.upsample = "auto"
   # Initial kernels of image networks: "pytorch", the reference's U(-1/sqrt(n),
   # 1/sqrt(n)), or "lecun", Flax's default. See upsample.kernel_initializer.
@@ -150,12 +152,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _fraction(_field(config, field), field)
 
   _choice(config.loss.variant, "loss.variant", VARIANTS)
-  _choice(config.loss.gan, "loss.gan", ("bce", "least_squares"))
-  _choice(config.loss.reconstruction, "loss.reconstruction", ("mse", "l1"))
+  _choice(config.loss.gan, "loss.gan", GAN_LOSSES)
+  _choice(config.loss.reconstruction, "loss.reconstruction", RECONSTRUCTION_LOSSES)
   _choice(config.model.compute_dtype, "model.compute_dtype", COMPUTE_DTYPES)
   _choice(config.model.init_scheme, "model.init_scheme", INIT_SCHEMES)
-  _choice(config.model.upsample, "model.upsample",
-          ("auto", "subpixel", "shifted_subpixel", "dilated", "col2im"))
+  _choice(config.model.upsample, "model.upsample", UPSAMPLE_FORMULATIONS)
   hidden = config.model.hidden
   if not (isinstance(hidden, (tuple, list)) and hidden
           and all(isinstance(width, int) and width > 0 for width in hidden)):

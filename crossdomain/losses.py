@@ -2,12 +2,12 @@
 
 Every loss term is a pure function that returns a float32 scalar averaged
 over the batch. `reconstruction_weight`, `reconstructs` and `direction_loss`
-are the rule that combines the terms.
-Logits are unbounded discriminator outputs (positive means real).
+are the rule that combines the terms. Logits are unbounded discriminator
+outputs (positive means real).
 """
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +15,8 @@ import ml_collections
 
 GanLoss = Literal["bce", "least_squares"]
 ReconstructionLoss = Literal["mse", "l1"]
+GAN_LOSSES = get_args(GanLoss)
+RECONSTRUCTION_LOSSES = get_args(ReconstructionLoss)
 VARIANTS = ("gan", "recongan", "discogan")
 
 

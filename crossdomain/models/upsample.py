@@ -341,7 +341,7 @@ class Upsample(nn.Module):
 
   features: int
   use_bias: bool = False
-  formulation: Formulation = "subpixel"
+  formulation: Formulation = "auto"  # as in ImageGenerator
   dtype: jnp.dtype | None = None
   init_scheme: str = "pytorch"
 
