@@ -136,8 +136,9 @@ def resolve_step(workdir: str, step: str, latest: int | None) -> int:
     path = os.path.join(workdir, "ideal_state.json")
     if not os.path.exists(path):
       raise UserInputError(f"{path} not found: the step 'best' needs a run that evaluated "
-                           "during training, and CSV runs do not evaluate. Give 'latest' or a "
-                           "step number instead")
+                           "during training, which this one has not, for example because it "
+                           "stopped before its first evaluation or held out too few rows. Give "
+                           "'latest' or a step number instead")
     with open(path) as handle:
       return int(json.load(handle)["step"])
   if not step.isdigit():

@@ -275,6 +275,22 @@ def test_settings_added_later_are_not_compared():
   assert quality.measure_changes(saved, current, (32, 32)) == []
 
 
+def test_vector_quality_measures_the_gap():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(400, 3)), rng.normal(size=(400, 3)) + 2.0
+  measure = quality.VectorQuality(seed=0)
+  perfect = measure({"a": a, "b": b, "ab": b[::-1], "ba": a[::-1], "aba": a, "bab": b})
+  unmoved = measure({"a": a, "b": b, "ab": a, "ba": b, "aba": a + 0.5, "bab": b})
+
+  assert set(perfect.metrics) == set(measure.metric_names())
+  assert perfect.metrics["frechet_distance_ab"] == pytest.approx(0.0, abs=1e-9)
+  # Means 2 apart in each of 3 dimensions: a squared distance of about 12.
+  assert unmoved.metrics["frechet_distance_ab"] == pytest.approx(12.0, rel=0.15)
+  assert unmoved.metrics["frechet_distance_floor_b"] < 0.2
+  assert unmoved.metrics["cycle_mse_a"] == pytest.approx(0.25)
+  assert perfect.metrics["cycle_mse_a"] == 0.0
+
+
 def test_weak_evaluator_warning_names_remedy(caplog):
   weak = types.SimpleNamespace(test_accuracy=0.6)
   with caplog.at_level("WARNING"):

@@ -204,20 +204,38 @@ def test_time_left_names_work_not_timed_yet(tmp_path, caplog):
   assert lines[8].endswith(" left")  # nothing is due after the last step
 
 
-def test_csv_run_draws_only_the_loss_graph(tmp_path, caplog):
+def _csv_config(tmp_path, rows):
+  """Return a tiny run config of two CSV files of `rows` 2-D points, 10% held out."""
   rng = np.random.default_rng(0)
   for name in ("a", "b"):
-    np.savetxt(tmp_path / f"{name}.csv", rng.normal(size=(40, 2)), delimiter=",")
+    np.savetxt(tmp_path / f"{name}.csv", rng.normal(size=(rows, 2)), delimiter=",")
   config = csv_config.get_config()
   config.data.csv_a, config.data.csv_b = str(tmp_path / "a.csv"), str(tmp_path / "b.csv")
   config.data.batch_size = 8
   config.model.hidden = (8, 8)
-  config.num_steps, config.log_every, config.sample_every = 4, 2, 4
+  config.num_steps, config.log_every, config.sample_every, config.eval.every = 4, 2, 4, 2
+  return config
+
+
+def test_csv_run_evaluates_and_keeps_best_step(tmp_path):
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(_csv_config(tmp_path, rows=100), str(workdir))
+
+  evaluations = _records(str(workdir), prefix="eval_")
+  assert [record["step"] for record in evaluations] == [2, 4]
+  assert all(record["eval_frechet_distance_mean"] >= 0 for record in evaluations)
+  with open(workdir / "ideal_state.json") as handle:
+    assert json.load(handle)["metric"] == "frechet_distance_mean"
+
+
+def test_small_csv_run_draws_only_the_loss_graph(tmp_path, caplog):
+  # 40 rows hold out 4 per domain, too few to evaluate.
   workdir = tmp_path / "run"
   with caplog.at_level("INFO"):
-    train.train_and_evaluate(config, str(workdir))
+    train.train_and_evaluate(_csv_config(tmp_path, rows=40), str(workdir))
   lines = [record.getMessage() for record in caplog.records if " steps/s, " in record.msg]
 
+  assert "held-out rows, and evaluation needs at least 8" in caplog.text
   assert lines[0].endswith("left plus loss graphs, not timed yet")
   assert (workdir / "losses.png").is_file()
   assert not (workdir / "figures").exists()
