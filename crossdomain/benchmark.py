@@ -375,6 +375,7 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
 def format_report(record: dict) -> str:
   """Return the record as lines of text for a reader."""
   example_shape = record["example_shape_a"]
+  samples = len(record["matmul_peak_samples"])
   # The JSON key is images_per_second for every config, but the toy's examples are points.
   if len(example_shape) == 3:
     shape, examples = "x".join(str(side) for side in example_shape), "images"
@@ -400,7 +401,7 @@ def format_report(record: dict) -> str:
       f"  achieved:                 {record['gflops_per_second']:8.1f} GFLOP/s",
       f"  matmul peak:              {record['matmul_peak_gflops_per_second']:8.1f} GFLOP/s "
       f"{per_device}({record['matmul_dtype']} {record['matmul_size']}^2, median of "
-      f"{len(record['matmul_peak_samples'])} samples between iterations), achieved/peak "
+      f"{samples} sample{'s' if samples != 1 else ''} between iterations), achieved/peak "
       f"{record['fraction_of_matmul_peak']:.0%}",
       f"  peak memory:              {record['peak_memory_bytes'] / 2**20:8.0f} MiB "
       f"({record['peak_memory_source']})",

@@ -7,6 +7,7 @@ the operating system releases when the process ends, even if it is killed.
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 
@@ -23,7 +24,12 @@ LOCK_FILENAME = ".lock"
 
 
 def check_path(workdir: str) -> None:
-  """Raise UserInputError if `workdir` names something other than a folder."""
+  """Raise UserInputError if `workdir` names something other than a local or mounted folder."""
+  # Metrics, figures and the lock are written with plain file calls, which
+  # would turn gs://bucket/run into a local folder named gs:.
+  if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", workdir):
+    raise UserInputError(f"--workdir {workdir} is a URL, but the run writes to a folder; mount "
+                         "the bucket (for Cloud Storage, with gcsfuse) and pass the mounted path")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserInputError(f"--workdir {workdir} is a file; pass a folder for the run")
 

@@ -98,7 +98,7 @@ def test_matmul_peak_in_bfloat16():
   _assert_positive_figures(record)
   assert record["matmul_dtype"] == "bfloat16"
   report = benchmark.format_report(record)
-  assert "(bfloat16 64^2, median of 1 samples" in report
+  assert "(bfloat16 64^2, median of 1 sample between" in report
   assert "NOTE: the networks compute in float32 but the peak was measured in bfloat16" in report
 
 

@@ -49,6 +49,14 @@ def test_missing_config_file_lists_configs(tmp_path):
       + ", ".join(configs)]
 
 
+def test_workdir_url_gives_one_line(tmp_path):
+  result = _run_main("gs://bucket/run")
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      "error: --workdir gs://bucket/run is a URL, but the run writes to a folder; mount")
+  assert not os.path.exists(os.path.join(REPOSITORY, "gs:"))
+
+
 def test_workdir_that_is_a_file_gives_one_line(tmp_path):
   workdir = tmp_path / "notes.txt"
   workdir.write_text("notes\n")
