@@ -81,8 +81,8 @@ def init_state(networks: Networks, config: ml_collections.ConfigDict,
   discriminator_params = select(params, discriminator_names)
   return TrainState(
       step=jnp.zeros((), jnp.int32),
-      # Past the initialization keys, so that a stochastic layer added later
-      # draws keys that no initialization used.
+      # This key differs from every initialization key, so a stochastic layer
+      # added later cannot reuse one.
       rng=jax.random.fold_in(rng, len(modules)),
       generator_params=generator_params,
       generator_stats=select(stats, generator_names),

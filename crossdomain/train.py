@@ -163,7 +163,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
 
   # Data, networks and the measure of translation quality.
   domains = data_lib.load(config.data, config.seed)
-  # Both checks at once, so that small image folders report every fix in one run.
+  # Both checks run before either raises, so small image folders report every fix at once.
   raise_problems(_batch_problems(domains, config.data.batch_size)
                  + quality_lib.held_out_problems(config, domains))
   networks = build_networks(config.model, domains.a.example_shape, domains.b.example_shape)

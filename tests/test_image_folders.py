@@ -259,7 +259,7 @@ def test_contents_follow_files_not_places(tmp_path):
   assert data_lib.load(config, seed=0).contents.startswith("9 and 8 images, sha256 ")
 
 
-def test_small_folders_report_every_problem_at_once(tmp_path):
+def test_small_folders_report_all_problems(tmp_path):
   from crossdomain import train
 
   config = image_folders_config.get_config()

@@ -228,7 +228,7 @@ def test_csv_run_evaluates_and_keeps_best_step(tmp_path):
     assert json.load(handle)["metric"] == "frechet_distance_mean"
 
 
-def test_small_csv_run_draws_only_the_loss_graph(tmp_path, caplog):
+def test_small_csv_run_draws_loss_graph_only(tmp_path, caplog):
   # 40 rows hold out 4 per domain, too few to evaluate.
   workdir = tmp_path / "run"
   with caplog.at_level("INFO"):

@@ -95,7 +95,7 @@ class ToyQuality:
 
 @dataclasses.dataclass(frozen=True)
 class VectorQuality:
-  """Scores translated vectors of unknown density by Fréchet distances to real ones.
+  """Fréchet distances of translated vectors of unknown density to the real ones.
 
   Each distance compares the Gaussians fitted to the translated and the real
   held-out vectors, so it measures their means and covariances but not, for
@@ -277,6 +277,13 @@ def measure_changes(saved: dict, current: dict, held_out: tuple[int, int]) -> li
           for name in sorted(saved) if effective(saved, name) != effective(current, name)]
 
 
+def _held_out_counts(config: ml_collections.ConfigDict,
+                     domains: data_lib.DomainPair) -> tuple[int, int]:
+  """Return how many held-out examples of A and of B an evaluation measures."""
+  return (min(len(domains.a.test), config.eval.max_examples),
+          min(len(domains.b.test), config.eval.max_examples))
+
+
 def held_out_problems(config: ml_collections.ConfigDict,
                       domains: data_lib.DomainPair) -> list[str]:
   """Return one message per image domain with too few held-out images to evaluate, with its fix.
@@ -287,8 +294,8 @@ def held_out_problems(config: ml_collections.ConfigDict,
   if not domains.is_image:
     return []
   problems = []
-  for name, domain in (("A", domains.a), ("B", domains.b)):
-    count = min(len(domain.test), config.eval.max_examples)
+  counts = _held_out_counts(config, domains)
+  for name, domain, count in (("A", domains.a, counts[0]), ("B", domains.b, counts[1])):
     if count >= MIN_HELD_OUT:
       continue
     if config.eval.max_examples < MIN_HELD_OUT:
@@ -324,8 +331,7 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
     return ToyQuality(domains.mixtures, domains.a.test_labels[:count],
                       domains.b.test_labels[:count], config.eval.min_share)
   if not domains.is_image:
-    counts = [min(len(domain.test), config.eval.max_examples)
-              for domain in (domains.a, domains.b)]
+    counts = _held_out_counts(config, domains)
     if min(counts) < MIN_HELD_OUT:
       logging.warning(
           "Domains A and B have %d and %d held-out rows, and evaluation needs at least %d "
@@ -336,7 +342,7 @@ def make_quality(config: ml_collections.ConfigDict, domains: data_lib.DomainPair
 
   from crossdomain.evaluation import evaluators  # TensorFlow Datasets loads slowly
   raise_problems(held_out_problems(config, domains))
-  counts = [min(len(domain.test), config.eval.max_examples) for domain in (domains.a, domains.b)]
+  counts = _held_out_counts(config, domains)
   if min(counts) < RELIABLE_HELD_OUT:
     logging.warning(
         "Domains A and B have %d and %d held-out images for evaluation. The Fréchet "
