@@ -38,6 +38,20 @@ def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array,
   return 0.5 * real + 0.5 * fake
 
 
+def discriminator_score(logits: jax.Array, kind: GanLoss) -> jax.Array:
+  """Return the mean score that a discriminator gives: 1 means real, 0 translated.
+
+  Under `bce` it is the mean probability of real, sigmoid(logit). Under
+  `least_squares` the logit itself is regressed to 1 or 0, so its mean is
+  the score.
+  """
+  if kind == "bce":
+    return jnp.mean(jax.nn.sigmoid(logits))
+  if kind == "least_squares":
+    return jnp.mean(logits)
+  raise ValueError(f"unknown GAN loss {kind!r}; expected 'bce' or 'least_squares'")
+
+
 def generator_gan_loss(fake_logits: jax.Array, kind: GanLoss) -> jax.Array:
   """Return the generator's GAN loss: non-saturating BCE or least squares to 1."""
   if kind == "bce":

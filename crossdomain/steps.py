@@ -138,8 +138,10 @@ def discriminator_step(state: TrainState, batch_a: jax.Array, batch_b: jax.Array
       (fake_logits, _), stats[name] = _apply(module, params[name], stats[name], fake, True)
       metrics[f"d_loss_{domain}"] = losses.discriminator_loss(real_logits, fake_logits,
                                                               config.loss.gan)
-      metrics[f"d_real_score_{domain}"] = jnp.mean(jax.nn.sigmoid(real_logits))
-      metrics[f"d_fake_score_{domain}"] = jnp.mean(jax.nn.sigmoid(fake_logits))
+      metrics[f"d_real_score_{domain}"] = losses.discriminator_score(real_logits,
+                                                                     config.loss.gan)
+      metrics[f"d_fake_score_{domain}"] = losses.discriminator_score(fake_logits,
+                                                                     config.loss.gan)
     total = metrics["d_loss_a"] + metrics["d_loss_b"]
     return total, (stats, metrics)
 

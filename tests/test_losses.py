@@ -38,6 +38,16 @@ def test_least_squares_losses():
   assert losses.generator_gan_loss(fake, "least_squares") == pytest.approx(0.5)
 
 
+def test_discriminator_score_reads_one_as_real_under_both_losses():
+  logits = jnp.array([0.0, 2.0])
+  # The probability of real under bce, the regressed output under least squares.
+  expected_bce = 0.5 * (0.5 + 1.0 / (1.0 + math.exp(-2.0)))
+  assert losses.discriminator_score(logits, "bce") == pytest.approx(expected_bce, rel=1e-6)
+  assert losses.discriminator_score(logits, "least_squares") == pytest.approx(1.0)
+  with pytest.raises(ValueError, match="'hinge'"):
+    losses.discriminator_score(logits, "hinge")
+
+
 def test_unknown_gan_loss_raises():
   with pytest.raises(ValueError, match="'hinge'"):
     losses.generator_gan_loss(jnp.zeros(1), "hinge")
