@@ -26,10 +26,12 @@ from crossdomain.steps import TrainState
 STATE_ITEMS = ("generators", "discriminators", "optimizers", "progress")
 META_ITEM = "meta"
 
-# Config fields that decide which networks a checkpoint contains and their
-# shapes (vector widths), or the kind of data. A checkpoint made with other
-# values cannot be restored into this run.
-_STRUCTURAL_FIELDS = ("model.tie_generators", "model.hidden", "data.name")
+# Config fields that decide which networks a checkpoint contains, or the
+# kind of data. A checkpoint made with other values cannot be restored into
+# this run.
+_STRUCTURAL_FIELDS = ("model.tie_generators", "data.name")
+# Layer widths of the networks of vector domains. Image networks never read them.
+_VECTOR_STRUCTURAL_FIELDS = ("model.hidden",)
 # Sections whose changes a resumed run accepts with a warning: it continues
 # on other data, with another objective or optimizer, or with other compute.
 _WARNED_SECTIONS = ("data", "loss", "seed", "optimizer", "model", "update_cycle")
@@ -83,7 +85,10 @@ def describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> list[st
   for key in ("example_shape_a", "example_shape_b"):
     if saved.get(key) != current.get(key):
       differences.append(f"{key}: checkpoint {saved.get(key)}, this run {current.get(key)}")
-  for field in _STRUCTURAL_FIELDS:
+  fields = _STRUCTURAL_FIELDS
+  if len(saved.get("example_shape_a") or ()) == 1:
+    fields += _VECTOR_STRUCTURAL_FIELDS
+  for field in fields:
     before = _lookup(saved["config"], field)
     now = _lookup(current["config"], field)
     if json.dumps(before) != json.dumps(now):

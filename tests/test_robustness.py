@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from crossdomain import steps, train, workdir_lock
+from crossdomain import checkpointing, steps, train, workdir_lock
 from crossdomain.divergence import TrainingDivergedError
 from crossdomain.errors import UserInputError
 from tests import runs
@@ -132,6 +132,18 @@ def test_checkpoint_of_other_model_is_rejected_untouched(tmp_path, monkeypatch):
   assert "config.model.hidden: checkpoint [16, 16], this run [32, 32]" in message
   assert "config.model.tie_generators: checkpoint True, this run False" in message
   assert _snapshot(tmp_path / "checkpoints") == before
+
+
+def test_image_runs_ignore_the_vector_layer_widths():
+  def meta(shape, hidden):
+    return {"example_shape_a": list(shape), "example_shape_b": list(shape),
+            "config": {"model": {"hidden": hidden, "tie_generators": True},
+                       "data": {"name": "pix2pix"}}}
+
+  # Image networks never read model.hidden, so a change must not block a resume.
+  assert checkpointing.describe_mismatch(meta((8, 8, 3), [16]), meta((8, 8, 3), [32])) == []
+  assert checkpointing.describe_mismatch(meta((2,), [16]), meta((2,), [32])) == [
+      "config.model.hidden: checkpoint [16], this run [32]"]
 
 
 def test_dispatch_window_waits_for_older_steps():
