@@ -106,16 +106,18 @@ def translate_all(translate, state: steps.TrainState, inputs_a: np.ndarray,
 
 def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
                        history: list[dict], measure: dict, held_out: tuple[int, int],
-                       step: int) -> None:
+                       step: int, trains: bool) -> None:
   """Continue the best-step record of a run resumed at `step` from its checkpoint and log.
 
   A record made under other measure settings (see quality.measure_settings)
-  is dropped with a warning, because its values cannot be compared with new
-  ones. Checkpoints of older versions record no settings and are trusted.
+  is dropped with a warning if this run `trains` on, because its values
+  cannot be compared with new ones. A finished run measures nothing new, so
+  it keeps the record. Checkpoints of older versions record no settings and
+  are trusted.
   """
   saved_measure = (saved or {}).get("measure")
-  changes = [] if saved_measure is None else quality_lib.measure_changes(saved_measure, measure,
-                                                                         held_out)
+  changes = [] if saved_measure is None or not trains else quality_lib.measure_changes(
+      saved_measure, measure, held_out)
   if changes:
     logging.warning(
         "The best step so far (%s) was measured with other settings or data (%s), so new "
@@ -213,7 +215,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
   writer = MetricWriter(workdir, start_step, enabled=is_writer)
   measure = quality_lib.measure_settings(config, domains.contents)
   _restore_selection(selection, saved_selection, writer.history if is_writer else [], measure,
-                     (len(domains.a.test), len(domains.b.test)), start_step)
+                     (len(domains.a.test), len(domains.b.test)), start_step,
+                     trains=start_step < config.num_steps)
   if selection.should_stop:
     logging.info("This run stopped early at step %d; raise eval.patience to train on.",
                  start_step)
@@ -308,6 +311,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
           log_period(done)
 
         if _due(done, config.sample_every, config.num_steps):
+          # Steps still running count as steps, not as the figures' time.
+          jax.block_until_ready(state)
           started = time.perf_counter()
           # Every process runs the jitted translation; only the writer plots it.
           outputs = (translate_all(translate, state, *sample_inputs, mesh,

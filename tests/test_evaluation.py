@@ -237,6 +237,23 @@ def test_resume_under_other_measure_restarts_best_record(tmp_path, caplog):
   assert ideal["evaluations"] == 4
 
 
+def test_finished_run_keeps_its_record_under_other_measure(tmp_path, caplog):
+  config = runs.tiny_config(num_steps=4, checkpoint_every=100, **{"eval.every": 2})
+  train.train_and_evaluate(config, str(tmp_path))
+  with open(tmp_path / "ideal_state.json") as handle:
+    before = json.load(handle)
+
+  # Nothing trains, so nothing is measured anew: no warning, the same record.
+  config.eval.min_share = 0.05
+  with caplog.at_level("WARNING"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert "starts again" not in caplog.text
+  with open(tmp_path / "ideal_state.json") as handle:
+    after = json.load(handle)
+  assert after["step"] == before["step"]
+  assert after["record_restarted_at_step"] is None
+
+
 def test_resume_with_changed_folder_restarts_best_record(tmp_path, caplog):
   from tests.test_image_folders import tiny_run_config
 
