@@ -31,7 +31,7 @@ _FASHION_SEEDS = flags.DEFINE_integer("fashion_seeds", None, "Seeds per dtype fo
                                       "Fashion-MNIST, when fewer fit the time; default --seeds.")
 _FASHION_STEPS = flags.DEFINE_integer("fashion_steps", 600, "Training steps of each "
                                       "Fashion-MNIST run.")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/experiments", "Folder for the runs.")
+_WORKDIR = flags.DEFINE_string("workdir", runs.DEFAULT_WORKDIR, "Folder for the runs.")
 _TOY_STEPS = flags.DEFINE_integer("toy_steps", None, "Training steps of each toy run; "
                                   "default the toy config's.")
 _OUTPUT = flags.DEFINE_string(
@@ -80,7 +80,7 @@ def main(argv):
   header = ["# Results: float32 against bfloat16 compute", "",
             runs.provenance("compare_precision", _DATASETS.value, _SEEDS.value,
                             _FASHION_STEPS.value, _FASHION_SEEDS.value, _TOY_STEPS.value,
-                            time.perf_counter() - started), "",
+                            _WORKDIR.value, time.perf_counter() - started), "",
             "Each cell is the mean ± standard deviation over seeds at each run's ideal "
             "state. Metrics are defined in crossdomain/evaluation/quality.py.", ""]
   path = os.path.join(output, "PRECISION.md")

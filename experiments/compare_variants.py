@@ -31,7 +31,7 @@ _FASHION_SEEDS = flags.DEFINE_integer("fashion_seeds", None, "Seeds per variant 
                                       "Fashion-MNIST, when fewer fit the time; default --seeds.")
 _FASHION_STEPS = flags.DEFINE_integer("fashion_steps", 1_000, "Training steps of each "
                                       "Fashion-MNIST run.")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/experiments", "Folder for the runs.")
+_WORKDIR = flags.DEFINE_string("workdir", runs.DEFAULT_WORKDIR, "Folder for the runs.")
 _TOY_STEPS = flags.DEFINE_integer("toy_steps", None, "Training steps of each toy run; "
                                   "default the toy config's.")
 _OUTPUT = flags.DEFINE_string(
@@ -105,7 +105,7 @@ def main(argv):
   header = ["# Results: gan, recongan and discogan", "",
             runs.provenance("compare_variants", _DATASETS.value, _SEEDS.value,
                             _FASHION_STEPS.value, _FASHION_SEEDS.value, _TOY_STEPS.value,
-                            time.perf_counter() - started)
+                            _WORKDIR.value, time.perf_counter() - started)
             + " The training times below count each run once.", "",
             "`gan` trains no reconstruction, `recongan` reconstructs A -> B -> A only, "
             "`discogan` both cycles. All three train the GAN terms of both directions "

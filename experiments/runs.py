@@ -12,6 +12,7 @@ from configs import fashion_shoes_bags, gmm, gmm_ring
 from crossdomain import train
 
 VARIANTS = ("gan", "recongan", "discogan")
+DEFAULT_WORKDIR = "runs/experiments"  # where the experiments keep their runs
 CONFIGS = {"gmm": gmm.get_config, "gmm_ring": gmm_ring.get_config,
            "fashion": fashion_shoes_bags.get_config}
 # Metrics reported per dataset, in table order.
@@ -101,7 +102,8 @@ def seeds_for(dataset: str, seeds: int, fashion_seeds: int | None) -> int:
 
 
 def provenance(module: str, datasets: list[str], seeds: int, fashion_steps: int,
-               fashion_seeds: int | None, toy_steps: int | None, seconds: float) -> str:
+               fashion_seeds: int | None, toy_steps: int | None, workdir: str,
+               seconds: float) -> str:
   """Return the line that names the command, date, devices and time behind a results page."""
   command = (f"uv run python -m experiments.{module} --datasets={','.join(datasets)} "
              f"--seeds={seeds} --fashion_steps={fashion_steps}")
@@ -109,6 +111,8 @@ def provenance(module: str, datasets: list[str], seeds: int, fashion_steps: int,
     command += f" --fashion_seeds={fashion_seeds}"
   if toy_steps is not None:
     command += f" --toy_steps={toy_steps}"
+  if workdir != DEFAULT_WORKDIR:
+    command += f" --workdir={workdir}"
   return (f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
           f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
           f"{seconds / 60:.1f} minutes for this command; runs that had finished before, if "

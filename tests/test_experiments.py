@@ -49,7 +49,7 @@ def test_compare_variants_writes_report_under_workdir(tmp_path):
 
   assert result.returncode == 0, result.stderr[-3000:]
   page = (tmp_path / "report" / "RESULTS.md").read_text()
-  assert "--toy_steps=4" in page
+  assert f"--toy_steps=4 --workdir={tmp_path}`" in page
   assert "| discogan |" in page
   assert (tmp_path / "report" / "figures" / "gmm_variants.png").stat().st_size > 0
   with open(tmp_path / "gmm_gan_seed0" / "training_seconds.json") as handle:
