@@ -8,6 +8,7 @@ gradients over the whole global batch.
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 from crossdomain.errors import UserInputError
@@ -41,3 +42,15 @@ def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
 def global_batch(local_rows: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
   """Assemble the global batch from this process's rows of it."""
   return jax.make_array_from_process_local_data(batch_sharding(mesh), local_rows)
+
+
+def any_process(flag: bool) -> bool:
+  """Return whether `flag` is true in any process of the run.
+
+  In a run of several processes, each one waits here for all the others, so
+  all of them must call it at the same step.
+  """
+  if jax.process_count() == 1:
+    return flag
+  flags = multihost_utils.process_allgather(np.array([flag], np.int32))
+  return bool(np.any(flags))

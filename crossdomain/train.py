@@ -41,6 +41,11 @@ class DispatchWindow:
       jax.block_until_ready(self._outputs.popleft())
 
 
+# In a run of several processes, the steps after which they agree whether
+# any of them received a stop signal (see parallel.any_process).
+_STOP_AGREEMENT_STEPS = 10
+
+
 def _due(step: int, period: int, last_step: int) -> bool:
   return step % period == 0 or step == last_step
 
@@ -110,15 +115,20 @@ def _restore_selection(selection: selection_lib.Selection, saved: dict | None,
   """Continue the best-step record of a run resumed at `step` from its checkpoint and log.
 
   A record made under other measure settings (see quality.measure_settings)
-  is dropped with a warning if this run `trains` on, because its values
-  cannot be compared with new ones. A finished run measures nothing new, so
-  it keeps the record. Checkpoints of older versions record no settings and
-  are trusted.
+  cannot be compared with new evaluations. If this run `trains` on, it is
+  dropped with a warning, and a run that had stopped early trains until it
+  stops again under the new settings. A finished run measures nothing new,
+  so it leaves the record and its ideal_state.json as they are. Checkpoints
+  of older versions record no settings and are trusted.
   """
   saved_measure = (saved or {}).get("measure")
-  changes = [] if saved_measure is None or not trains else quality_lib.measure_changes(
-      saved_measure, measure, held_out)
-  if changes:
+  changes = [] if saved_measure is None else quality_lib.measure_changes(saved_measure, measure,
+                                                                         held_out)
+  if changes and not trains:
+    logging.info("This run has finished, and its best step (%s) was measured with other "
+                 "settings or data (%s). Raise num_steps to train on and measure anew.",
+                 saved.get("best_step"), "; ".join(changes))
+  elif changes:
     logging.warning(
         "The best step so far (%s) was measured with other settings or data (%s), so new "
         "evaluations cannot be compared with it. The best-step record starts again with the "
@@ -267,8 +277,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
     logging.info("step %d/%d: %s | %.2f steps/s, %s left%s", done, config.num_steps,
                  losses_text, rate, reporting.format_duration(seconds_left), untimed_text)
 
-  def evaluate(done: int) -> None:
-    """Measure translation quality and update the best-step record."""
+  def evaluate(done: int) -> dict | None:
+    """Measure translation quality and update the best-step record.
+
+    Returns the details of the report at a new best step, else None.
+    """
     outputs = translate_all(translate, state, *eval_inputs, mesh, config.eval.batch_size)
     arrays = {"a": eval_inputs[0], "b": eval_inputs[1], **outputs}
     report = quality(arrays)
@@ -278,11 +291,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
                  report.metrics[selection.metric], selection.best_value, selection.best_step,
                  ", new best" if improved else "")
     if is_writer:
-      if improved:
-        selection_lib.write_json(os.path.join(workdir, "ideal_state.json"),
-                                 selection.ideal_state(False, report.details))
       plotting.save_eval_plot(os.path.join(workdir, "eval_metrics.png"), selection.history,
                               selection.metric, selection.best_step, selection.restarted_at)
+    return report.details if improved else None
 
   done = start_step
   stopped_early = False
@@ -323,23 +334,31 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
           other_seconds["sample"] = time.perf_counter() - started
           progress.exclude(other_seconds["sample"])
 
+        # All processes must stop after the same step. Otherwise one waits
+        # in the checkpoint's barrier and another in the next step's
+        # collectives, until the machine is shut down.
+        stopping = stop.requested
+        if jax.process_count() > 1:
+          stopping = done % _STOP_AGREEMENT_STEPS == 0 and parallel.any_process(stop.requested)
+
         evaluated = quality is not None and _due(done, config.eval.every, config.num_steps)
+        new_best_details = None
         if evaluated:
           divergence.check_metrics(pending)
           pending = []
           started = time.perf_counter()
-          evaluate(done)
+          new_best_details = evaluate(done)
           other_seconds["eval"] = time.perf_counter() - started
           progress.exclude(other_seconds["eval"])
           stopped_early = selection.should_stop
 
-        if (stopped_early or stop.requested) and window:
+        if (stopped_early or stopping) and window:
           divergence.check_metrics(pending)
           pending = []
           log_period(done)  # the steps of a period cut short
 
         if (_due(done, config.checkpoint_every, config.num_steps) or evaluated or stopped_early
-            or stop.requested):
+            or stopping):
           divergence.check_metrics(pending)
           pending = []
           started = time.perf_counter()
@@ -348,6 +367,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
               "best_step": selection.best_step, "best_metrics": selection.best_metrics,
               "evaluations_since_best": selection.evaluations_since_best,
               "restarted_at": selection.restarted_at, "measure": measure}})
+          if new_best_details is not None:
+            # ideal_state.json names this checkpoint, so it waits until the
+            # checkpoint is complete on disk.
+            checkpoints.wait()
+            if is_writer:
+              selection_lib.write_json(os.path.join(workdir, "ideal_state.json"),
+                                       selection.ideal_state(False, new_best_details))
           progress.exclude(time.perf_counter() - started)
 
         if stopped_early:
@@ -355,10 +381,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
                        "the best step is %d.", done, selection.metric,
                        selection.evaluations_since_best, selection.best_step)
           break
-        if stop.requested:
+        if stopping:
           checkpoints.wait()
-          logging.warning("Stopped by %s after step %d; the checkpoint is saved and the next "
-                          "run with this workdir resumes there.", stop.signal_name, done)
+          stopped = (f"Stopped by {stop.signal_name} after step {done}" if stop.requested else
+                     f"Stopped after step {done} because another process of the run "
+                     "received a stop signal")
+          logging.warning("%s; the checkpoint is saved and the next run with this workdir "
+                          "resumes there.", stopped)
           break
   finally:
     # Let asynchronous saves of good checkpoints finish, also when a step failed.

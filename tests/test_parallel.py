@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -51,6 +52,29 @@ def test_two_processes_match_one(tmp_path):
   with open(tmp_path / "pair" / "metrics.jsonl") as handle:
     steps = [json.loads(line)["step"] for line in handle]
   assert steps == [5, 10, 10]
+
+
+def test_one_signalled_process_stops_both(tmp_path):
+  port = runs.free_port()
+  processes = [runs.start(tmp_path, f"--coordinator_address=127.0.0.1:{port}",
+                          "--num_processes=2", f"--process_id={index}", num_steps=1_000_000,
+                          checkpoint_every=1_000_000, log_every=20, sample_every=1_000_000)
+               for index in range(2)]
+  runs.wait_for(lambda: os.path.exists(tmp_path / "metrics.jsonl")
+                and os.path.getsize(tmp_path / "metrics.jsonl") > 0)
+
+  # A preempted pod signals its hosts at different moments, here only one.
+  processes[1].send_signal(signal.SIGTERM)
+  try:
+    logs = [runs.finish(process, timeout=60) for process in processes]
+  finally:
+    for process in processes:
+      process.kill()
+
+  saved = runs.saved_steps(str(tmp_path))
+  assert len(saved) == 1
+  assert f"Stopped by SIGTERM after step {saved[0]}" in logs[1]
+  assert f"Stopped after step {saved[0]} because another process" in logs[0]
 
 
 def test_batch_must_divide_over_devices(tmp_path):

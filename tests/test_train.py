@@ -135,6 +135,23 @@ def test_untrained_networks_stay_under_weight_decay(variant, untrained):
     assert moved == (name not in untrained), name
 
 
+@pytest.mark.parametrize("gan", ["bce", "least_squares"])
+def test_discriminator_scores_follow_gan_loss(gan):
+  config = _tiny_config(loss__gan=gan)
+  networks = build_networks(config.model, (2,), (2,))
+  state = steps.init_state(networks, config, (2,), (2,))
+  batch_a, batch_b = np.random.default_rng(0).normal(size=(2, 16, 2)).astype(np.float32)
+
+  _, metrics = steps.discriminator_step(state, batch_a, batch_b, networks=networks,
+                                        config=config)
+
+  module = networks.discriminators["d_a"]
+  (logits, _), _ = steps._apply(module, state.discriminator_params["d_a"],
+                                state.discriminator_stats["d_a"], batch_a, True)
+  expected = np.mean(jax.nn.sigmoid(logits) if gan == "bce" else logits)
+  np.testing.assert_allclose(metrics["d_real_score_a"], expected, rtol=1e-5)
+
+
 def _initial_state(config):
   networks = build_networks(config.model, (2,), (2,))
   return steps.init_state(networks, config, (2,), (2,))
