@@ -107,11 +107,27 @@ def parse_flags(argv: list[str]) -> list[str]:
     text = str(error)
     field = re.search(r"[\w.]+", text)
     hint = re.search(r"Did you mean [^?]*\?", text)
-    sys.exit(f"FATAL Flags parsing error: unknown config field "
-             f"'{field.group(0) if field else text}'. {hint.group(0) if hint else ''}".strip())
+    name = field.group(0) if field else text
+    hint = hint.group(0) if hint else ""
+    section = _section_of_unknown_field(argv, name)
+    if section:
+      # ml_collections names only the last key, so both names get their section.
+      name = f"{section}.{name}"
+      hint = re.sub(r'"(\w+)"', lambda match: f'"{section}.{match.group(1)}"', hint)
+    sys.exit(f"FATAL Flags parsing error: unknown config field '{name}'. {hint}".strip())
   except flags.Error as error:
     message = _describe_override_error(str(error)) or str(error)
     sys.exit(f"FATAL Flags parsing error: {message}\nPass --helpshort or --helpfull to see help.")
+
+
+def _section_of_unknown_field(argv: list[str], name: str) -> str:
+  """Return the config section before `name` in the first --config.FIELD override naming it."""
+  for argument in argv:
+    if argument.startswith("--config."):
+      keys = argument[len("--config."):].split("=", 1)[0].split(".")
+      if name in keys:
+        return ".".join(keys[:keys.index(name)])
+  return ""
 
 
 def _missing_config_file(argv: list[str]) -> str | None:

@@ -18,6 +18,8 @@ def _run_main(tmp_path, *overrides):
 @pytest.mark.parametrize("override,message", [
     ("--config.num_stepz=5",
      "unknown config field 'num_stepz'. Did you mean \"num_steps\""),
+    ("--config.data.batchsize=5",
+     "unknown config field 'data.batchsize'. Did you mean \"data.batch_size\""),
     ("--config.num_steps=abc",
      "--config.num_steps expects a whole number, such as 8000, got 'abc'"),
     ("--config.model.tie_generators=maybe",
