@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import time
 
 import jax
@@ -112,7 +113,7 @@ def provenance(module: str, datasets: list[str], seeds: int, fashion_steps: int,
   if toy_steps is not None:
     command += f" --toy_steps={toy_steps}"
   if workdir != DEFAULT_WORKDIR:
-    command += f" --workdir={workdir}"
+    command += f" --workdir={shlex.quote(workdir)}"
   return (f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}, "
           f"{jax.device_count()} {jax.devices()[0].platform.upper()} device(s), "
           f"{seconds / 60:.1f} minutes for this command; runs that had finished before, if "
