@@ -54,3 +54,19 @@ def any_process(flag: bool) -> bool:
     return flag
   flags = multihost_utils.process_allgather(np.array([flag], np.int32))
   return bool(np.any(flags))
+
+
+def from_first_process(values: dict[str, float]) -> dict[str, float]:
+  """Return process 0's `values`, in every process of the run.
+
+  Processes that compute the same floats can still differ in the last
+  bits, for example on GPUs. Decisions taken from them, such as when to
+  stop, must be the same everywhere. All processes must call this together.
+  """
+  if jax.process_count() == 1:
+    return values
+  names = sorted(values)
+  # Sent as the bits of float64 values, which JAX would round to float32.
+  bits = np.array([values[name] for name in names], np.float64).view(np.uint32)
+  received = np.asarray(multihost_utils.broadcast_one_to_all(bits)).view(np.float64)
+  return {name: float(value) for name, value in zip(names, received)}

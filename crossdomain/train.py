@@ -238,9 +238,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
     logging.info("The run has already trained %d steps; raise --config.num_steps to "
                  "continue it.", start_step)
   else:
-    logging.info("Training steps %d to %d, batch %d over %d %s", start_step,
+    # The device kind shows at once a run that fell back to the CPU.
+    logging.info("Training steps %d to %d, batch %d over %d %s (%s)", start_step,
                  config.num_steps, config.data.batch_size, mesh.devices.size,
-                 "device" if mesh.devices.size == 1 else "devices")
+                 "device" if mesh.devices.size == 1 else "devices",
+                 mesh.devices.flat[0].device_kind)
   progress = reporting.Progress(start_step, config.num_steps)
   window = []  # metrics of this logging period, for the means
   pending = []  # (step, metrics) not yet checked for non-finite values
@@ -285,10 +287,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> step
     outputs = translate_all(translate, state, *eval_inputs, mesh, config.eval.batch_size)
     arrays = {"a": eval_inputs[0], "b": eval_inputs[1], **outputs}
     report = quality(arrays)
-    improved = selection.update(done, report.metrics)
-    writer.write(done, {f"eval_{name}": value for name, value in report.metrics.items()})
+    # Every process must take the same decisions: best step, early stop.
+    metrics = parallel.from_first_process(report.metrics)
+    improved = selection.update(done, metrics)
+    writer.write(done, {f"eval_{name}": value for name, value in metrics.items()})
     logging.info("eval at step %d: %s = %.4f (best %.4f at step %d)%s", done, selection.metric,
-                 report.metrics[selection.metric], selection.best_value, selection.best_step,
+                 metrics[selection.metric], selection.best_value, selection.best_step,
                  ", new best" if improved else "")
     if is_writer:
       plotting.save_eval_plot(os.path.join(workdir, "eval_metrics.png"), selection.history,

@@ -14,6 +14,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 import tensorflow_datasets as tfds
 
@@ -298,7 +299,7 @@ def test_cache_info_json(tmp_path, trained):
   info = json.loads((cache_path / classifier_cache.INFO_FILENAME).read_text())
 
   assert sorted(os.listdir(cache_path)) == [classifier_cache.INFO_FILENAME,
-                                            classifier_cache.VARIABLES_DIRNAME]
+                                            classifier_cache.VARIABLES_FILENAME]
   assert info["key"] == "toy_3class_16x16x1"
   assert info["image_shape"] == [SIZE, SIZE, 1]
   assert info["num_classes"] == NUM_CLASSES
@@ -349,9 +350,10 @@ def test_cache_without_label_smoothing_loads_as_unsmoothed(tmp_path, trained):
 
 def test_cache_ignores_leftover_temp_folder(tmp_path, trained):
   # What a process killed during _save leaves: a hidden folder with a
-  # complete-looking info.json but a truncated checkpoint.
+  # complete-looking info.json but truncated variables.
   leftover = tmp_path / ".toy_3class_16x16x1.tmp-killed"
-  (leftover / classifier_cache.VARIABLES_DIRNAME).mkdir(parents=True)
+  leftover.mkdir()
+  (leftover / classifier_cache.VARIABLES_FILENAME).write_bytes(b"PK\x03\x04")
   (leftover / classifier_cache.INFO_FILENAME).write_text("{}")
   train_fn = CountingTrainFn(*trained)
 
@@ -359,6 +361,21 @@ def test_cache_ignores_leftover_temp_folder(tmp_path, trained):
   reloaded = load_toy(tmp_path, train_fn)
 
   assert len(train_fn.calls) == 1
+  assert leaves_equal(evaluator.variables, reloaded.variables)
+
+
+def test_cache_orbax_folder_loads(tmp_path, trained):
+  evaluator = load_toy(tmp_path, CountingTrainFn(*trained))
+  # Earlier versions saved the variables as an orbax folder.
+  cache_path = tmp_path / "toy_3class_16x16x1"
+  (cache_path / classifier_cache.VARIABLES_FILENAME).unlink()
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(cache_path / classifier_cache.VARIABLES_DIRNAME, evaluator.variables)
+  train_fn = CountingTrainFn(*trained)
+
+  reloaded = load_toy(tmp_path, train_fn)
+
+  assert train_fn.calls == []
   assert leaves_equal(evaluator.variables, reloaded.variables)
 
 

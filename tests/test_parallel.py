@@ -77,6 +77,39 @@ def test_one_signalled_process_stops_both(tmp_path):
   assert f"Stopped after step {saved[0]} because another process" in logs[0]
 
 
+def test_two_processes_evaluate_images(tmp_path):
+  from tests.test_image_folders import write_color_folder
+
+  folders = [write_color_folder(tmp_path / name, 32) for name in ("a", "b")]
+  overrides = {"data.folder_a": folders[0], "data.folder_b": folders[1], "data.image_size": 8,
+               "data.test_fraction": 0.25, "data.batch_size": 8, "num_steps": 4,
+               "log_every": 2, "sample_every": 100, "checkpoint_every": 4, "eval.every": 2,
+               "eval.evaluator_steps": 2, "eval.max_examples": 8,
+               "eval.evaluator_dir": tmp_path / "evaluators"}
+  port = runs.free_port()
+  environment = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2",
+                 "JAX_DISABLE_MOST_OPTIMIZATIONS": "true"}
+  processes = [subprocess.Popen(
+      [sys.executable, "-m", "crossdomain.main", "--config=configs/image_folders.py",
+       f"--workdir={tmp_path / 'run'}", f"--coordinator_address=127.0.0.1:{port}",
+       "--num_processes=2", f"--process_id={index}",
+       *(f"--config.{name}={value}" for name, value in overrides.items())],
+      cwd=runs.REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for index in range(2)]
+  try:
+    logs = [runs.finish(process, timeout=240) for process in processes]
+  finally:
+    for process in processes:
+      process.kill()
+
+  # Both use one evaluator cache folder, so one process caches the
+  # evaluator and the other loads that copy, perhaps after training its own.
+  for log in logs:
+    assert "eval at step 4" in log
+  assert runs.saved_steps(str(tmp_path / "run")) == [2, 4]
+  assert (tmp_path / "run" / "ideal_state.json").exists()
+
+
 def test_batch_must_divide_over_devices(tmp_path):
   process = runs.start(tmp_path, devices=8, **{"data.batch_size": 12})
   _, stderr = process.communicate(timeout=180)

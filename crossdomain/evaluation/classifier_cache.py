@@ -2,9 +2,15 @@
 
 A trained classifier is cached as cache_dir/<key>/ with two entries:
 
-  info.json   what was trained: image shape, classes, model and training
-              settings, test accuracy and date
-  variables/  the Flax variables, saved with orbax
+  info.json      what was trained: image shape, classes, model and training
+                 settings, test accuracy and date
+  variables.npz  the Flax variables as NumPy arrays, one per path such as
+                 params/Conv_0/kernel
+
+Plain NumPy files load on any device and in any process, and each process
+of a multi-process run reads or writes them alone. Caches written by
+earlier versions keep their variables in an orbax folder, variables/, which
+is still read.
 
 Each cache is written in a hidden temporary folder next to it and renamed
 into place once complete, so a process killed mid-save leaves no folder that
@@ -24,8 +30,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from flax import traverse_util
 
 from crossdomain.evaluation.classifier import (EVAL_BATCH_SIZE, Classifier, Evaluator,
                                                TrainSettings, Variables)
@@ -34,7 +42,8 @@ from crossdomain.image_size import num_stages
 TrainFn = Callable[[TrainSettings], tuple[Variables, float]]
 
 INFO_FILENAME = "info.json"
-VARIABLES_DIRNAME = "variables"
+VARIABLES_FILENAME = "variables.npz"
+VARIABLES_DIRNAME = "variables"  # the orbax folder of earlier versions
 _TEMP_PREFIX = "."  # temporary folders are hidden: .<key>.tmp-<random>
 _TEMP_SUFFIX = ".tmp-"
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -81,11 +90,12 @@ def _requested_info(module: Classifier, image_shape, class_names,
 
 def _read_info(path: str) -> dict[str, Any]:
   info_path = os.path.join(path, INFO_FILENAME)
-  variables_path = os.path.join(path, VARIABLES_DIRNAME)
-  if not os.path.isfile(info_path) or not os.path.isdir(variables_path):
+  has_variables = (os.path.isfile(os.path.join(path, VARIABLES_FILENAME))
+                   or os.path.isdir(os.path.join(path, VARIABLES_DIRNAME)))
+  if not os.path.isfile(info_path) or not has_variables:
     raise IncompleteCacheError(
         f"classifier cache {path} is incomplete: expected {INFO_FILENAME} and "
-        f"{VARIABLES_DIRNAME}/ in it. Delete the folder to train the classifier again.")
+        f"{VARIABLES_FILENAME} in it. Delete the folder to train the classifier again.")
   with open(info_path, encoding="utf-8") as f:
     try:
       return json.load(f)
@@ -113,8 +123,24 @@ def _restore(path: str, module: Classifier, image_shape, info: Mapping[str, Any]
              batch_size: int) -> Evaluator:
   abstract = jax.eval_shape(module.init, jax.random.key(0),
                             jnp.zeros((1, *image_shape), jnp.float32))
-  with ocp.StandardCheckpointer() as checkpointer:
-    variables = checkpointer.restore(os.path.join(path, VARIABLES_DIRNAME), abstract)
+  arrays_path = os.path.join(path, VARIABLES_FILENAME)
+  if os.path.isfile(arrays_path):
+    with np.load(arrays_path, allow_pickle=False) as arrays:
+      flat = {tuple(name.split("/")): jnp.asarray(arrays[name]) for name in arrays.files}
+    variables = traverse_util.unflatten_dict(flat)
+    expected = jax.tree.map(lambda leaf: (leaf.shape, leaf.dtype), abstract)
+    if jax.tree.map(lambda leaf: (leaf.shape, leaf.dtype), variables) != expected:
+      raise IncompleteCacheError(f"classifier cache {path} contains variables whose names or "
+                                 "shapes do not match its info.json. Delete the folder to "
+                                 "train the classifier again.")
+  else:
+    # An orbax folder records the devices it was saved from. Restoring onto
+    # this process's first device reads it whatever those were.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), abstract)
+    with ocp.StandardCheckpointer() as checkpointer:
+      variables = checkpointer.restore(os.path.join(path, VARIABLES_DIRNAME), abstract)
   class_names = info["class_names"]
   return Evaluator(module, variables, tuple(image_shape),
                    class_names=None if class_names is None else tuple(class_names),
@@ -129,9 +155,8 @@ def _save(cache_dir: str, key: str, variables: Variables, info: Mapping[str, Any
   """
   temp_path = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{key}{_TEMP_SUFFIX}", dir=cache_dir)
   try:
-    with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save(os.path.join(temp_path, VARIABLES_DIRNAME), variables)
-      checkpointer.wait_until_finished()
+    flat = traverse_util.flatten_dict(jax.device_get(variables), sep="/")
+    np.savez(os.path.join(temp_path, VARIABLES_FILENAME), **flat)
     with open(os.path.join(temp_path, INFO_FILENAME), "w", encoding="utf-8") as f:
       json.dump(info, f, indent=2)
       f.write("\n")
@@ -158,8 +183,8 @@ def load_or_train(cache_dir: str | os.PathLike, key: str, train_fn: TrainFn, *,
   A cache is loaded only if its info.json records the same image shape,
   classes, model and training settings as this call. Hidden temporary
   folders that a killed save left behind are ignored.
-  NOTE: written for a single process. Several processes that share
-  cache_dir may each train, but only the first rename wins.
+  Several processes that share cache_dir may each train, but only the
+  first rename wins, and the others load its copy.
 
   Args:
     cache_dir: folder of all cached classifiers, created if missing.
@@ -190,7 +215,7 @@ def load_or_train(cache_dir: str | os.PathLike, key: str, train_fn: TrainFn, *,
   if class_names is not None and len(class_names) != num_classes:
     raise ValueError(f"got {len(class_names)} class names for {num_classes} classes")
 
-  # orbax needs absolute paths.
+  # orbax, which reads caches of earlier versions, needs absolute paths.
   cache_dir = os.path.abspath(os.fspath(cache_dir))
   path = os.path.join(cache_dir, key)
   module = Classifier(num_classes)
