@@ -177,7 +177,11 @@ def load_translator(workdir: str, step: str | int = "latest") -> Translator:
   networks = build_networks(config.model, shape_a, shape_b)
 
   template = jax.eval_shape(lambda: steps.init_state(networks, config, shape_a, shape_b))
-  abstract = {"params": template.generator_params, "batch_stats": template.generator_stats}
+  # On this process's first device, whatever devices the training run saved from.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+      {"params": template.generator_params, "batch_stats": template.generator_stats})
   try:
     restored = manager.restore(chosen, args=ocp.args.Composite(
         generators=ocp.args.StandardRestore(abstract)))["generators"]

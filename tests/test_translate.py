@@ -15,7 +15,7 @@ from configs import gmm as gmm_config
 from crossdomain import steps, train, translate
 from crossdomain.errors import UserInputError
 from crossdomain.models import build_networks
-from tests import test_image_folders
+from tests import runs, test_image_folders
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,14 @@ def test_load_translator_logs_no_warnings(toy_run, caplog):
 
   assert translator.step == 4
   assert caplog.text == ""
+
+
+def test_translator_reads_two_device_run(tmp_path):
+  runs.finish(runs.start(tmp_path, devices=2, num_steps=2))
+
+  # This process has one device, and the run saved its arrays from two.
+  translator = translate.load_translator(str(tmp_path), "latest")
+  assert translator.step == 2
 
 
 def test_load_translator_takes_an_int_step(toy_run):
