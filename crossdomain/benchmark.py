@@ -217,6 +217,14 @@ def peak_memory() -> tuple[int, str]:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, "process max RSS"
 
 
+def _load_average() -> float | None:
+  """Return the system's load average over the last minute, or None where it is unknown."""
+  try:
+    return os.getloadavg()[0]
+  except OSError:
+    return None
+
+
 def cpu_model() -> str:
   """Return the CPU model name from /proc/cpuinfo, or the platform's processor string."""
   try:
@@ -305,15 +313,25 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
   mesh = parallel.make_mesh()
   parallel.check_batch_size(config.data.batch_size, mesh)
 
+  # Other programs on the machine slow the figures down, so the record keeps the load.
+  load_before = _load_average()
   state, batch_a, batch_b, compiled, compile_seconds, flops = compile_steps(config, mesh)
   # The machine's speed drifts over minutes, so the matmul peak is sampled
-  # after every timed iteration, under the same conditions.
-  probe = MatmulProbe(matmul_size, matmul_dtype)
-  peak_samples = []
-  seconds = time_iterations(compiled, state, batch_a, batch_b, iterations, warmup,
-                            lambda: peak_samples.append(probe.gflops_per_second(_PEAK_REPEATS)))
+  # after every timed iteration, under the same conditions. The probe's
+  # matrices are made after the first one, so that the peak memory read
+  # then is the iteration's own.
+  probe, peak_samples, memory = None, [], None
+
+  def sample_peak() -> None:
+    nonlocal probe, memory
+    if probe is None:
+      memory = peak_memory()
+      probe = MatmulProbe(matmul_size, matmul_dtype)
+    peak_samples.append(probe.gflops_per_second(_PEAK_REPEATS))
+
+  seconds = time_iterations(compiled, state, batch_a, batch_b, iterations, warmup, sample_peak)
   seconds_per_iteration = statistics.median(seconds)
-  memory_bytes, memory_source = peak_memory()
+  memory_bytes, memory_source = memory
   peak_gflops = statistics.median(peak_samples)
   gflops = flops / seconds_per_iteration / 1e9
   # The probe multiplies on one device. CPU devices share the machine's
@@ -353,6 +371,8 @@ def run(config: ml_collections.ConfigDict, *, iterations: int, warmup: int,
       "fraction_of_matmul_peak": gflops / (peak_gflops * peak_devices),
       "peak_memory_bytes": memory_bytes,
       "peak_memory_source": memory_source,
+      "load_average_before": load_before,
+      "load_average_after": _load_average(),
   }
 
   if layer_rounds > 0:
@@ -406,6 +426,10 @@ def format_report(record: dict) -> str:
       f"  peak memory:              {record['peak_memory_bytes'] / 2**20:8.0f} MiB "
       f"({record['peak_memory_source']})",
   ]
+  if record["load_average_before"] is not None:
+    lines.append(f"  load average, 1 minute:   {record['load_average_before']:8.2f} before "
+                 f"compiling, {record['load_average_after']:.2f} after timing (other "
+                 "programs on the cores slow every figure)")
   if record["fraction_of_matmul_peak"] > 1:
     size = record["matmul_size"]
     lines.append(f"  NOTE: the iteration ran faster than the matmul peak, so {size}^2 products "

@@ -60,6 +60,8 @@ def test_run_records_positive_figures(make_config):
   assert ("images per second" in report) == is_image
   assert ("examples per second" in report) != is_image
   assert ("upsample" in report) == is_image  # the toy's networks have no convolutions
+  assert record["load_average_before"] >= 0
+  assert "load average, 1 minute:" in report
 
 
 def test_report_notes_too_small_peak():
