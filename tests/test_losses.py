@@ -38,7 +38,7 @@ def test_least_squares_losses():
   assert losses.generator_gan_loss(fake, "least_squares") == pytest.approx(0.5)
 
 
-def test_discriminator_score_reads_one_as_real_under_both_losses():
+def test_discriminator_score_both_losses():
   logits = jnp.array([0.0, 2.0])
   # The probability of real under bce, the regressed output under least squares.
   expected_bce = 0.5 * (0.5 + 1.0 / (1.0 + math.exp(-2.0)))
