@@ -237,7 +237,7 @@ def test_resume_under_other_measure_restarts_best_record(tmp_path, caplog):
   assert ideal["evaluations"] == 4
 
 
-def test_finished_run_under_other_measure_keeps_its_file(tmp_path, caplog):
+def test_finished_run_keeps_ideal_state(tmp_path, caplog):
   config = runs.tiny_config(num_steps=4, checkpoint_every=100, **{"eval.every": 2})
   train.train_and_evaluate(config, str(tmp_path))
   before = (tmp_path / "ideal_state.json").read_text()

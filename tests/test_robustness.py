@@ -134,7 +134,7 @@ def test_checkpoint_of_other_model_is_rejected_untouched(tmp_path, monkeypatch):
   assert _snapshot(tmp_path / "checkpoints") == before
 
 
-def test_image_runs_ignore_the_vector_layer_widths():
+def test_image_runs_ignore_hidden_widths():
   def meta(shape, hidden):
     return {"example_shape_a": list(shape), "example_shape_b": list(shape),
             "config": {"model": {"hidden": hidden, "tie_generators": True},
