@@ -208,6 +208,40 @@ def evaluate_checkpoint(workdir: str, step: str,
   return translator.step, measure(arrays)
 
 
+def run(workdir: str | None, step: str, assignments: list[str], npz: str | None,
+        config) -> tuple[int | None, quality_lib.Report, str | None]:
+  """Evaluate a run's checkpoint, or an NPZ file of translations under `config`.
+
+  Returns the checkpoint's step (None for an NPZ file), the report, and the
+  JSON file it was written to in the workdir (None for an NPZ file).
+  """
+  if npz:
+    if config is None:
+      raise UserInputError("--npz needs --config, the run config that names the domains")
+    return None, evaluate_npz(npz, config), None
+  step, report = evaluate_checkpoint(workdir, step, assignments)
+  path = os.path.join(workdir, f"evaluation_{step:07d}.json")
+  with open(path, "w") as handle:
+    json.dump({"step": step, "metrics": report.metrics, "details": report.details},
+              handle, indent=2)
+  return step, report, path
+
+
+def render(source: str, step: int | None, report: quality_lib.Report, path: str | None,
+           as_json: bool) -> str:
+  """The printed result: one JSON object, or the metrics and details as text."""
+  if as_json:
+    return json.dumps({"source": source, "step": step, "metrics": report.metrics},
+                      sort_keys=True)
+  at_step = "" if step is None else f" at step {step}"
+  lines = [f"Translation quality of {source}{at_step}:"]
+  lines += [f"  {name:32s} {value:.6g}" for name, value in sorted(report.metrics.items())]
+  lines += [f"\n{name}:\n{text}" for name, text in sorted(report.details.items())]
+  if path is not None:
+    lines.append(f"\nWrote the metrics and details to {path}")
+  return "\n".join(lines)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -219,36 +253,12 @@ def main(argv):
     sys.exit("error: --set changes the config of a --workdir run; with --npz, pass "
              "--config.FIELD=VALUE instead")
   cli.import_tensorflow()
-  path = None
   try:
-    if FLAGS.npz:
-      if FLAGS.config is None:
-        raise UserInputError("--npz needs --config, the run config that names the domains")
-      report = evaluate_npz(FLAGS.npz, FLAGS.config)
-      source, step = FLAGS.npz, None
-    else:
-      step, report = evaluate_checkpoint(FLAGS.workdir, FLAGS.step, FLAGS.set)
-      source = FLAGS.workdir
-      path = os.path.join(FLAGS.workdir, f"evaluation_{step:07d}.json")
-      with open(path, "w") as handle:
-        json.dump({"step": step, "metrics": report.metrics, "details": report.details},
-                  handle, indent=2)
+    step, report, path = run(FLAGS.workdir, FLAGS.step, FLAGS.set, FLAGS.npz, FLAGS.config)
   except (UserInputError, FileNotFoundError) as error:
     cli.quiet_exit_after_error()
     raise SystemExit(f"error: {error}") from None
-
-  if FLAGS.json:
-    print(json.dumps({"source": source, "step": step, "metrics": report.metrics},
-                     sort_keys=True))
-    return
-  at_step = "" if step is None else f" at step {step}"
-  print(f"Translation quality of {source}{at_step}:")
-  for name, value in sorted(report.metrics.items()):
-    print(f"  {name:32s} {value:.6g}")
-  for name, text in sorted(report.details.items()):
-    print(f"\n{name}:\n{text}")
-  if path is not None:
-    print(f"\nWrote the metrics and details to {path}")
+  print(render(FLAGS.npz or FLAGS.workdir, step, report, path, FLAGS.json))
 
 
 if __name__ == "__main__":

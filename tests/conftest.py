@@ -40,3 +40,12 @@ def loopback_only(monkeypatch):
 
   monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
   monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+def pytest_collection_modifyitems(items):
+  """Run the tests marked slow first, so that the xdist workers finish together.
+
+  A slow test collected last would keep one worker busy for up to a minute
+  after the other has run out of tests.
+  """
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -69,6 +69,7 @@ def _run_sweep(tmp_path, *arguments):
                         timeout=300, env=_block_tensorflow(tmp_path))
 
 
+@pytest.mark.slow
 def test_command_writes_results_without_tensorflow(tmp_path):
   # A min_gain of 100 (10,000%) ends the sweep after the second size.
   result = _run_sweep(tmp_path, "--batch_sizes=8,16,32", "--min_gain=100")

@@ -169,6 +169,7 @@ def test_command_line_prints_only_json():
   assert record["devices"] == 1
 
 
+@pytest.mark.slow
 def test_operations_count_every_device():
   # XLA's cost analysis counts one device's share of the batch; the record
   # counts the whole iteration. Only the replicated Adam updates repeat on

@@ -252,6 +252,7 @@ def test_finished_run_keeps_ideal_state(tmp_path, caplog):
   assert (tmp_path / "ideal_state.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_resume_with_changed_folder_restarts_best_record(tmp_path, caplog):
   from tests.test_image_folders import tiny_run_config
 

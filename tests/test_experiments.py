@@ -42,6 +42,7 @@ def test_run_one_rejects_a_longer_run(tmp_path):
     runs.run_one("gmm", "gan", 0, root=str(tmp_path), fashion_steps=1, toy_steps=4)
 
 
+@pytest.mark.slow
 def test_compare_variants_writes_report_under_workdir(tmp_path):
   command = [sys.executable, "-m", "experiments.compare_variants", "--datasets=gmm",
              "--seeds=1", "--toy_steps=4", f"--workdir={tmp_path}"]
@@ -63,6 +64,7 @@ def test_bad_flags_exit_with_one_line(datasets, seeds, message):
     runs.check_flags(datasets, seeds, None)
 
 
+@pytest.mark.slow
 def test_evaluator_smoothing_writes_figures(tmp_path):
   from tests.test_fashion_mnist import write_fake_idx_folder
 

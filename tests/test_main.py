@@ -92,6 +92,7 @@ def test_package_keeps_users_tensorflow_settings():
   assert result.stdout.split() == ["1", "0"]
 
 
+@pytest.mark.slow
 def test_override_sets_steps(tmp_path):
   result = _run_main(tmp_path, "--config.num_steps=4", "--config.log_every=2",
                      "--config.model.hidden=(8, 8)")

@@ -6,7 +6,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
+from crossdomain import train
 from tests import runs
+
+pytestmark = pytest.mark.slow
 
 # Adam with epsilon 1 updates nearly in proportion to the gradient, so
 # rounding differences between device counts stay at rounding size; see
@@ -26,27 +31,27 @@ def test_image_updates_on_eight_devices_match_one():
 
 
 def test_toy_run_on_eight_devices_matches_one(tmp_path):
-  one = runs.start(tmp_path / "one", num_steps=10, **SMOOTH_ADAM)
   eight = runs.start(tmp_path / "eight", devices=8, num_steps=10, **SMOOTH_ADAM)
-  runs.finish(one)
+  one = train.train_and_evaluate(runs.tiny_config(num_steps=10, **SMOOTH_ADAM),
+                                 str(tmp_path / "one"))
   assert "batch 16 over 8 devices" in runs.finish(eight)
-  runs.assert_trees_close(runs.restore(str(tmp_path / "one"), 10, **SMOOTH_ADAM),
-                          runs.restore(str(tmp_path / "eight"), 10, **SMOOTH_ADAM), TOLERANCE)
+  runs.assert_trees_close(one, runs.restore(str(tmp_path / "eight"), 10, **SMOOTH_ADAM),
+                          TOLERANCE)
 
 
 def test_two_processes_match_one(tmp_path):
-  single = runs.start(tmp_path / "single", num_steps=10, **SMOOTH_ADAM)
   port = runs.free_port()
   processes = [runs.start(tmp_path / "pair", f"--coordinator_address=127.0.0.1:{port}",
                           "--num_processes=2", f"--process_id={index}", num_steps=10,
                           **SMOOTH_ADAM)
                for index in range(2)]
-  runs.finish(single)
+  single = train.train_and_evaluate(runs.tiny_config(num_steps=10, **SMOOTH_ADAM),
+                                    str(tmp_path / "single"))
   logs = [runs.finish(process) for process in processes]
 
   assert "Process 1 of 2" in logs[1]
-  runs.assert_trees_close(runs.restore(str(tmp_path / "single"), 10, **SMOOTH_ADAM),
-                          runs.restore(str(tmp_path / "pair"), 10, **SMOOTH_ADAM), TOLERANCE)
+  runs.assert_trees_close(single, runs.restore(str(tmp_path / "pair"), 10, **SMOOTH_ADAM),
+                          TOLERANCE)
   # Only process 0 writes metrics: one record per logging period and one
   # for the evaluation at the end, not two of each.
   with open(tmp_path / "pair" / "metrics.jsonl") as handle:

@@ -18,7 +18,8 @@ from crossdomain.errors import UserInputError
 from tests import runs
 
 
-def test_sigterm_saves_checkpoint_and_exits_zero(tmp_path):
+@pytest.mark.slow
+def test_sigterm_saves_checkpoint_and_exits_zero(tmp_path, caplog):
   process = runs.start(tmp_path, num_steps=1_000_000, checkpoint_every=1_000_000, log_every=20,
                        sample_every=1_000_000)
   runs.wait_for(lambda: os.path.exists(tmp_path / "metrics.jsonl")
@@ -34,13 +35,15 @@ def test_sigterm_saves_checkpoint_and_exits_zero(tmp_path):
   with open(tmp_path / "metrics.jsonl") as handle:
     assert json.loads(handle.readlines()[-1])["step"] == saved[0]
 
-  stderr = runs.finish(runs.start(tmp_path, num_steps=saved[0] + 2))
-  assert f"Resuming from the checkpoint at step {saved[0]}" in stderr
+  with caplog.at_level(logging.INFO):
+    train.train_and_evaluate(runs.tiny_config(num_steps=saved[0] + 2), str(tmp_path))
+  assert f"Resuming from the checkpoint at step {saved[0]}" in caplog.text
   assert runs.saved_steps(str(tmp_path))[-1] == saved[0] + 2
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_point_resumes_exactly(tmp_path):
-  runs.finish(runs.start(tmp_path / "whole"))
+  whole = train.train_and_evaluate(runs.tiny_config(), str(tmp_path / "whole"))
 
   killed = tmp_path / "killed"
   # Kill right after a checkpoint appears, while the next ones are written,
@@ -52,10 +55,11 @@ def test_sigkill_at_any_point_resumes_exactly(tmp_path):
     runs.wait_for(lambda: kill_when() or process.poll() is not None)
     process.kill()
     process.communicate(timeout=60)
-  runs.finish(runs.start(killed))
+  resumed = train.train_and_evaluate(runs.tiny_config(), str(killed))
 
   assert runs.saved_steps(str(killed))[-1] == 40
-  runs.assert_trees_close(runs.restore(str(killed), 40), runs.restore(str(tmp_path / "whole"), 40))
+  runs.assert_trees_close(runs.restore(str(killed), 40), whole)
+  runs.assert_trees_close(resumed, whole)
 
 
 def _inject(monkeypatch, at_step, *, loss=False, params=False):

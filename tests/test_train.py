@@ -81,6 +81,7 @@ def test_finished_run_restarts_as_no_op(tmp_path):
   _assert_trees_equal(again, done)
 
 
+@pytest.mark.slow
 def test_seed_decides_the_run(tmp_path):
   first = train.train_and_evaluate(_tiny_config(num_steps=2), str(tmp_path / "a"))
   same = train.train_and_evaluate(_tiny_config(num_steps=2), str(tmp_path / "b"))

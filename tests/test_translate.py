@@ -41,6 +41,7 @@ def test_load_translator_logs_no_warnings(toy_run, caplog):
   assert caplog.text == ""
 
 
+@pytest.mark.slow
 def test_translator_reads_two_device_run(tmp_path):
   runs.finish(runs.start(tmp_path, devices=2, num_steps=2))
 
