@@ -18,6 +18,7 @@ import os
 import sys
 import zipfile
 
+import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -208,28 +209,34 @@ def evaluate_checkpoint(workdir: str, step: str,
   return translator.step, measure(arrays)
 
 
-def run(workdir: str | None, step: str, assignments: list[str], npz: str | None,
-        config) -> tuple[int | None, quality_lib.Report, str | None]:
-  """Evaluate a run's checkpoint, or an NPZ file of translations under `config`.
+def run(*, workdir: str | None = None, step: str = "latest", assignments: list[str] = (),
+        npz: str | None = None,
+        config: ml_collections.ConfigDict | None = None,
+        ) -> tuple[int | None, quality_lib.Report, str | None]:
+  """Evaluate a run's checkpoint at `step` (a number, 'latest' or 'best'), or an NPZ file.
 
+  Give one of `workdir` and `npz`. `config` names the domains of an NPZ
+  file; a checkpoint brings its own.
   Returns the checkpoint's step (None for an NPZ file), the report, and the
   JSON file it was written to in the workdir (None for an NPZ file).
   """
+  if bool(workdir) == bool(npz):
+    raise ValueError(f"expected exactly one of workdir and npz, got {workdir!r} and {npz!r}")
   if npz:
     if config is None:
       raise UserInputError("--npz needs --config, the run config that names the domains")
     return None, evaluate_npz(npz, config), None
-  step, report = evaluate_checkpoint(workdir, step, assignments)
-  path = os.path.join(workdir, f"evaluation_{step:07d}.json")
+  saved_step, report = evaluate_checkpoint(workdir, step, assignments)
+  path = os.path.join(workdir, f"evaluation_{saved_step:07d}.json")
   with open(path, "w") as handle:
-    json.dump({"step": step, "metrics": report.metrics, "details": report.details},
+    json.dump({"step": saved_step, "metrics": report.metrics, "details": report.details},
               handle, indent=2)
-  return step, report, path
+  return saved_step, report, path
 
 
 def render(source: str, step: int | None, report: quality_lib.Report, path: str | None,
            as_json: bool) -> str:
-  """The printed result: one JSON object, or the metrics and details as text."""
+  """Format the printed result: one JSON object, or the metrics and details as text."""
   if as_json:
     return json.dumps({"source": source, "step": step, "metrics": report.metrics},
                       sort_keys=True)
@@ -254,7 +261,8 @@ def main(argv):
              "--config.FIELD=VALUE instead")
   cli.import_tensorflow()
   try:
-    step, report, path = run(FLAGS.workdir, FLAGS.step, FLAGS.set, FLAGS.npz, FLAGS.config)
+    step, report, path = run(workdir=FLAGS.workdir, step=FLAGS.step, assignments=FLAGS.set,
+                             npz=FLAGS.npz, config=FLAGS.config)
   except (UserInputError, FileNotFoundError) as error:
     cli.quiet_exit_after_error()
     raise SystemExit(f"error: {error}") from None

@@ -1,4 +1,4 @@
-"""Test settings: CPU only, quiet TensorFlow, a fast compiler and no network but loopback."""
+"""Test settings: one CPU device, quiet TensorFlow, a fast compiler, no network but loopback."""
 
 import ipaddress
 import os
@@ -12,6 +12,10 @@ import pytest  # noqa: E402
 
 # Tests run tiny shapes, where XLA's optimization passes cost more than they save.
 jax.config.update("jax_disable_most_optimizations", True)
+# In-process runs are the one-device references of the data-parallel tests,
+# even when JAX_NUM_CPU_DEVICES is set. Those tests start several devices in
+# other processes.
+jax.config.update("jax_num_cpu_devices", 1)
 
 
 @pytest.fixture(autouse=True)

@@ -43,10 +43,16 @@ def _toy_arrays(collapse_ab: bool) -> dict[str, np.ndarray]:
 def test_npz_scores_known_coverage(tmp_path, collapse_ab, coverage_ab):
   path = tmp_path / "translations.npz"
   np.savez(path, **_toy_arrays(collapse_ab))
-  step, report, written = evaluate.run(None, "latest", [], str(path), gmm_config.get_config())
-  assert step is None
-  assert written is None
-  printed = json.loads(evaluate.render(str(path), step, report, written, as_json=True))
+  if collapse_ab:
+    step, report, written = evaluate.run(npz=str(path), config=gmm_config.get_config())
+    assert step is None
+    assert written is None
+    printed = json.loads(evaluate.render(str(path), step, report, written, as_json=True))
+  else:
+    # Through the command line once, which passes --npz and --config on.
+    result = _evaluate(f"--npz={path}", "--config=configs/gmm.py", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = json.loads(result.stdout)
   assert printed["source"] == str(path)
   assert printed["step"] is None
   metrics = printed["metrics"]
@@ -156,10 +162,11 @@ def test_checkpoint_report_written(tmp_path):
   assert {"mode_coverage_ab", "mode_coverage_ba", "high_quality_ab",
           "high_quality_ba"} <= set(metrics)
 
-  step, report, path = evaluate.run(str(tmp_path), "latest", [], None, None)
+  step, report, path = evaluate.run(workdir=str(tmp_path))
   text = evaluate.render(str(tmp_path), step, report, path, as_json=False)
   assert text.startswith(f"Translation quality of {tmp_path} at step 4:\n")
-  assert f"  mode_coverage_ab {' ' * 16}" in text
+  assert f"\n  {'mode_coverage_ab':32s} {metrics['mode_coverage_ab']:.6g}\n" in text
+  assert "\n\nmode_mapping_ab:\n" in text
   assert text.endswith(f"Wrote the metrics and details to {tmp_path / 'evaluation_0000004.json'}")
 
 
