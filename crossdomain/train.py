@@ -59,7 +59,8 @@ def _count_due(after: int, period: int, last_step: int) -> int:
 def _batch_problems(domains: data_lib.DomainPair, batch_size: int) -> list[str]:
   """Return a message for each domain with fewer training examples than one batch."""
   return [f"data.batch_size {batch_size} is larger than domain {name}'s "
-          f"{len(domain.train)} training examples; lower data.batch_size"
+          f"{len(domain.train)} training examples; lower data.batch_size to "
+          f"{len(domain.train)} or less"
           for name, domain in (("A", domains.a), ("B", domains.b))
           if len(domain.train) < batch_size]
 

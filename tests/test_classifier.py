@@ -427,16 +427,17 @@ def test_cache_rejects_wrong_class_name_count(tmp_path, trained):
 # Ready-made evaluators.
 
 
-def test_domain_pair_evaluator(tmp_path):
+def test_domain_pair_evaluator(tmp_path, caplog):
   # Unequal domain sizes exercise the oversampling of the smaller domain.
   images_a = make_pattern_images(np.zeros(150, np.int64), seed=0)
   images_b = make_pattern_images(np.full(50, 2), seed=1)
   test_a = make_pattern_images(np.zeros(30, np.int64), seed=2)
   test_b = make_pattern_images(np.full(20, 2), seed=3)
 
-  evaluator = evaluators.domain_pair_evaluator(
-      tmp_path, "rows_vs_square_16x16x1", images_a, images_b, test_a, test_b,
-      class_names=("rows", "square"), steps=30, batch_size=32)
+  with caplog.at_level(logging.INFO):
+    evaluator = evaluators.domain_pair_evaluator(
+        tmp_path, "rows_vs_square_16x16x1", images_a, images_b, test_a, test_b,
+        class_names=("rows", "square"), steps=30, batch_size=32)
   predictions_a = evaluator.logits(classifier.scale_images(test_a)).argmax(axis=-1)
   predictions_b = evaluator.logits(classifier.scale_images(test_b)).argmax(axis=-1)
   info = json.loads((tmp_path / "rows_vs_square_16x16x1" / "info.json").read_text())
@@ -448,6 +449,9 @@ def test_domain_pair_evaluator(tmp_path):
   assert info["num_classes"] == 2
   assert info["training"]["steps"] == 30
   assert info["training"]["label_smoothing"] == evaluators.DOMAIN_PAIR_LABEL_SMOOTHING
+  # The log explains why the classifier's image count is twice the larger domain's.
+  assert "have 150 and 50 training images; the classifier draws 150 of each" in caplog.text
+  assert "Training a 2-class classifier on 300 images" in caplog.text
 
 
 def test_domain_pair_evaluator_rejects_shape_mismatch(tmp_path):

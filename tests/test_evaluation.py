@@ -374,7 +374,8 @@ def test_runs_of_every_seed_share_one_evaluator(tmp_path, caplog):
 
 @pytest.mark.parametrize("config_name, max_examples, train_count, remedy", [
     ("image_folders", 3000, 34,
-     "set data.test_fraction to 0.22, which holds out 9 of its 40 images"),
+     "set data.test_fraction to 0.22, which holds out 9 of its 40 images and leaves 31 for "
+     "training, the most that data.batch_size can then be"),
     ("image_folders", 3000, 6, "add images: it has 12"),
     ("shoes_bags", 3000, 6, "add images to the dataset's validation split"),
     ("shoes_bags", 4, 6, "raise eval.max_examples"),

@@ -273,7 +273,7 @@ def test_small_folders_report_all_problems(tmp_path):
 
   problems = str(error.value).split(". Also, ")
   assert problems[0] == ("data.batch_size 16 is larger than domain A's 9 training examples; "
-                         "lower data.batch_size")
+                         "lower data.batch_size to 9 or less")
   assert problems[2].startswith("domain A has 3 held-out images for evaluation")
   assert len(problems) == 4
 

@@ -8,6 +8,7 @@ import dataclasses
 import os
 
 import numpy as np
+from absl import logging
 
 from crossdomain.data import fashion_mnist
 from crossdomain.evaluation.classifier import (DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE,
@@ -120,6 +121,10 @@ def domain_pair_evaluator(cache_dir: str | os.PathLike, key: str, images_a: np.n
   def train(settings: TrainSettings) -> tuple[Variables, float]:
     train_a, train_b = arrays["images_a"], arrays["images_b"]
     target = max(len(train_a), len(train_b))
+    if len(train_a) != len(train_b):
+      logging.info("Domains A and B have %d and %d training images; the classifier draws "
+                   "%d of each, repeating images of the smaller domain",
+                   len(train_a), len(train_b), target)
     rng = np.random.default_rng(settings.seed)
     train_images = np.concatenate([train_a[_oversample(len(train_a), target, rng)],
                                    train_b[_oversample(len(train_b), target, rng)]])

@@ -307,12 +307,15 @@ def held_out_problems(config: ml_collections.ConfigDict,
       # The held-out count is round(test_fraction * total), see data._hold_out.
       # One image to spare, so that removing an image does not fail the next run.
       fraction = math.ceil((MIN_HELD_OUT + 0.5) / total * 100) / 100
-      remedy = (f"set data.test_fraction to {fraction:.2f}, which holds out "
-                f"{round(fraction * total)} of its {total} images"
+      held_out = round(fraction * total)
+      remedy = (f"set data.test_fraction to {fraction:.2f}, which holds out {held_out} of "
+                f"its {total} images and leaves {total - held_out} for training, the most "
+                "that data.batch_size can then be"
                 if fraction < 0.5 else f"add images: it has {total}")
     else:  # pix2pix and Fashion-MNIST hold out their validation or test split
       remedy = "add images to the dataset's validation split"
-    problems.append(f"domain {name} has {count} held-out images for evaluation, which "
+    images = "image" if count == 1 else "images"
+    problems.append(f"domain {name} has {count} held-out {images} for evaluation, which "
                     f"needs at least {MIN_HELD_OUT}; {remedy}")
   return problems
 
