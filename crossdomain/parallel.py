@@ -70,3 +70,14 @@ def from_first_process(values: dict[str, float]) -> dict[str, float]:
   bits = np.array([values[name] for name in names], np.float64).view(np.uint32)
   received = np.asarray(multihost_utils.broadcast_one_to_all(bits)).view(np.float64)
   return {name: float(value) for name, value in zip(names, received)}
+
+
+def on_first_local_device(abstract):
+  """Return shapes and dtypes `abstract` placed on this process's first device.
+
+  Restoring a checkpoint onto this target reads it whatever devices it was
+  saved from, such as all devices of a data-parallel run.
+  """
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), abstract)

@@ -25,7 +25,8 @@ import orbax.checkpoint as ocp
 from absl import app, flags, logging
 from PIL import Image
 
-from crossdomain import checkpointing, cli, config as config_lib, model_range, preemption, steps
+from crossdomain import (checkpointing, cli, config as config_lib, model_range, parallel,
+                         preemption, steps)
 from crossdomain.data import csv_vectors
 from crossdomain.errors import UserInputError
 from crossdomain.models import Networks, build_networks
@@ -177,10 +178,7 @@ def load_translator(workdir: str, step: str | int = "latest") -> Translator:
   networks = build_networks(config.model, shape_a, shape_b)
 
   template = jax.eval_shape(lambda: steps.init_state(networks, config, shape_a, shape_b))
-  # On this process's first device, whatever devices the training run saved from.
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  abstract = jax.tree.map(
-      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+  abstract = parallel.on_first_local_device(
       {"params": template.generator_params, "batch_stats": template.generator_stats})
   try:
     restored = manager.restore(chosen, args=ocp.args.Composite(

@@ -49,7 +49,7 @@ def loopback_only(monkeypatch):
 def pytest_collection_modifyitems(items):
   """Run the tests marked slow first, so that the xdist workers finish together.
 
-  A slow test collected last would keep one worker busy for up to a minute
+  A slow test collected last would keep one worker busy for a minute or more
   after the other has run out of tests.
   """
   items.sort(key=lambda item: item.get_closest_marker("slow") is None)

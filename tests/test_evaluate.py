@@ -49,7 +49,7 @@ def test_npz_scores_known_coverage(tmp_path, collapse_ab, coverage_ab):
     assert written is None
     printed = json.loads(evaluate.render(str(path), step, report, written, as_json=True))
   else:
-    # Through the command line once, which passes --npz and --config on.
+    # Through the command line once, to check that main passes --npz and --config to run.
     result = _evaluate(f"--npz={path}", "--config=configs/gmm.py", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     printed = json.loads(result.stdout)

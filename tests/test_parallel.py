@@ -32,10 +32,10 @@ def test_image_updates_on_eight_devices_match_one():
 
 def test_toy_run_on_eight_devices_matches_one(tmp_path):
   eight = runs.start(tmp_path / "eight", devices=8, num_steps=10, **SMOOTH_ADAM)
-  one = train.train_and_evaluate(runs.tiny_config(num_steps=10, **SMOOTH_ADAM),
-                                 str(tmp_path / "one"))
+  one_device = train.train_and_evaluate(runs.tiny_config(num_steps=10, **SMOOTH_ADAM),
+                                        str(tmp_path / "one"))
   assert "batch 16 over 8 devices" in runs.finish(eight)
-  runs.assert_trees_close(one, runs.restore(str(tmp_path / "eight"), 10, **SMOOTH_ADAM),
+  runs.assert_trees_close(one_device, runs.restore(str(tmp_path / "eight"), 10, **SMOOTH_ADAM),
                           TOLERANCE)
 
 

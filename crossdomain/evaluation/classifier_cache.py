@@ -35,6 +35,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import traverse_util
 
+from crossdomain import parallel
 from crossdomain.evaluation.classifier import (EVAL_BATCH_SIZE, Classifier, Evaluator,
                                                TrainSettings, Variables)
 from crossdomain.image_size import num_stages
@@ -134,13 +135,10 @@ def _restore(path: str, module: Classifier, image_shape, info: Mapping[str, Any]
                                  "shapes do not match its info.json. Delete the folder to "
                                  "train the classifier again.")
   else:
-    # An orbax folder records the devices it was saved from. Restoring onto
-    # this process's first device reads it whatever those were.
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), abstract)
+    # An orbax folder records the devices it was saved from.
     with ocp.StandardCheckpointer() as checkpointer:
-      variables = checkpointer.restore(os.path.join(path, VARIABLES_DIRNAME), abstract)
+      variables = checkpointer.restore(os.path.join(path, VARIABLES_DIRNAME),
+                                       parallel.on_first_local_device(abstract))
   class_names = info["class_names"]
   return Evaluator(module, variables, tuple(image_shape),
                    class_names=None if class_names is None else tuple(class_names),
